@@ -1,0 +1,65 @@
+"""Entry point of ``thighseg``."""
+
+from __future__ import annotations
+
+import argparse
+import importlib
+import sys
+
+from .. import __version__
+from ..io import InputError
+from ..progress import Cancelled
+
+# Subcommand -> (module, one-line help). The order is the order of the help text.
+COMMANDS: dict[str, tuple[str, str]] = {
+    "phantom": ("phantom", "make anatomical thigh CT phantoms with labels (test bed, demo, training data)"),
+    "frame": ("frame", "find, split, align and crop each thigh onto the model grid (and back)"),
+    "segment": ("segment", "segment the thigh muscles of a CT (DICOM folder, NIfTI, NRRD, MHA)"),
+    "train": ("train", "train or fine-tune a 2D / 2.5D / 3D model on a folder of cases"),
+    "evaluate": ("evaluate", "Dice, average surface distance and HD95 of predictions against ground truth"),
+    "compare": ("compare", "the paper's 2D vs 2.5D vs 3D comparison on one dataset"),
+    "bench": ("bench", "time every stage and measure peak memory on a phantom CT"),
+    "demo": ("demo", "run the main job on the bundled default and say what it did"),
+}
+
+
+def build_parser() -> argparse.ArgumentParser:
+    parser = argparse.ArgumentParser(
+        prog="thighseg",
+        description="Thigh muscle segmentation in CT (2.5D U-Net of Haque et al.). "
+                    "Phantom results are tests of the software, not clinical accuracy.",
+    )
+    parser.add_argument("--version", action="version", version=f"thighseg {__version__}")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND")
+    for name, (module, help_text) in COMMANDS.items():
+        p = sub.add_parser(name, help=help_text, description=help_text)
+        _load(module).add_arguments(p)
+    return parser
+
+
+def _load(module: str):
+    return importlib.import_module(f"{__package__}.{module}")
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    if not args.command:
+        parser.print_help()
+        return 2
+    module = _load(COMMANDS[args.command][0])
+    try:
+        return int(module.run(args) or 0)
+    except InputError as e:
+        print(f"thighseg {args.command}: error: {e}", file=sys.stderr)
+        return 2
+    except Cancelled:
+        print(f"thighseg {args.command}: cancelled; nothing was written", file=sys.stderr)
+        return 130
+    except KeyboardInterrupt:
+        print(f"thighseg {args.command}: interrupted", file=sys.stderr)
+        return 130
+
+
+if __name__ == "__main__":
+    sys.exit(main())

@@ -1,0 +1,94 @@
+"""Progress and cancel, passed as one object through every stage (never a global).
+
+A stage reports with ``progress.update(stage, fraction, message)``; ``fraction`` is that
+stage's own 0..1, mapped onto the overall 0..100 % by the stage's weight. Every update
+is also a cancellation point: when the run was cancelled it raises ``Cancelled``.
+
+The ``--progress json`` contract: one JSON object per line with ``stage``, ``percent``
+(0-100 overall) and ``message``; the last line has ``"stage": "done"`` with the output
+paths, or ``"stage": "error"`` with the message.
+"""
+
+from __future__ import annotations
+
+import json
+import sys
+import threading
+import time
+from typing import Callable, Mapping, TextIO
+
+
+class Cancelled(Exception):
+    """The user cancelled the run (Cancel button, Ctrl+C, SIGTERM)."""
+
+
+class Progress:
+    """Reports progress over weighted stages and carries the cancel flag."""
+
+    def __init__(self, stages: Mapping[str, float] | None = None,
+                 sink: Callable[[dict], None] | None = None):
+        self._weights = dict(stages or {})
+        total = sum(self._weights.values()) or 1.0
+        self._starts: dict[str, float] = {}
+        acc = 0.0
+        for name, w in self._weights.items():
+            self._starts[name] = acc / total
+            acc += w
+        self._spans = {k: w / total for k, w in self._weights.items()}
+        self._sink = sink
+        self._cancel = threading.Event()
+        self.percent = 0.0
+
+    def cancel(self) -> None:
+        self._cancel.set()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._cancel.is_set()
+
+    def check(self) -> None:
+        if self._cancel.is_set():
+            raise Cancelled("cancelled by the user")
+
+    def update(self, stage: str, fraction: float = 0.0, message: str = "") -> None:
+        self.check()
+        fraction = min(max(float(fraction), 0.0), 1.0)
+        if stage in self._spans:
+            pct = 100.0 * (self._starts[stage] + fraction * self._spans[stage])
+            self.percent = max(self.percent, pct)  # overall progress never runs backwards
+        if self._sink is not None:
+            self._sink({"stage": stage, "percent": round(self.percent, 1), "message": message})
+
+    def finish(self, stage: str = "done", **extra) -> None:
+        self.percent = 100.0 if stage == "done" else self.percent
+        if self._sink is not None:
+            self._sink({"stage": stage, "percent": round(self.percent, 1), **extra})
+
+
+def json_lines_sink(stream: TextIO = sys.stdout) -> Callable[[dict], None]:
+    """One JSON object per line, flushed at once so a reading process sees it live."""
+
+    def emit(event: dict) -> None:
+        stream.write(json.dumps(event, default=str) + "\n")
+        stream.flush()
+
+    return emit
+
+
+def human_sink(stream: TextIO = sys.stderr) -> Callable[[dict], None]:
+    """Readable lines for people; repeats of the same message are not printed twice."""
+    last = {"message": None}
+    t0 = time.perf_counter()
+
+    def emit(event: dict) -> None:
+        msg = event.get("message") or event.get("stage")
+        if msg == last["message"]:
+            return
+        last["message"] = msg
+        stream.write(f"[{time.perf_counter() - t0:6.1f} s {event.get('percent', 0):5.1f} %] {msg}\n")
+        stream.flush()
+
+    return emit
+
+
+NULL = Progress()
