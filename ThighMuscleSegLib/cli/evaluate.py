@@ -1,14 +1,28 @@
-"""``thighseg evaluate``: not built yet (the Training issue)."""
+"""``thighseg evaluate PRED GT``: Dice, ASD and HD95 per class and side, mean ± SD."""
 
 from __future__ import annotations
 
-from .common import not_built
+from pathlib import Path
+
+from .. import evaluation as E
+from .. import io as tio
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("PRED", help="predicted labels (file or folder)")
-    parser.add_argument("GT", help="ground-truth labels (file or folder)")
+    parser.add_argument("pred", metavar="PRED", help="predicted labels: a label file, or a folder of cases / label files")
+    parser.add_argument("gt", metavar="GT", help="ground truth: the same layout as PRED")
+    parser.add_argument("--out", metavar="DIR", help="write scores.csv (per case and label) and summary.md here")
 
 
 def run(args) -> int:
-    return not_built("evaluate", "the Training issue")
+    rows = E.evaluate(args.pred, args.gt)
+    summary = E.per_label_summary(rows)
+    table = E.markdown_table(summary)
+    print(table, end="")
+    if args.out:
+        out = Path(args.out)
+        E.write_csv(rows, out / "scores.csv")
+        with tio.atomic_path(out / "summary.md") as tmp:
+            tmp.write_text(table, encoding="utf-8")
+        print(f"wrote {out / 'scores.csv'} and {out / 'summary.md'}")
+    return 0
