@@ -1,0 +1,1 @@
+"""Training: framed cases as slices, augmentation, Dice loss, the loop, checkpoints."""
