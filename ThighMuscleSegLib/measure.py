@@ -23,7 +23,7 @@ from . import classes as C
 from .io import InputError, atomic_path, same_geometry
 
 NUM_LABELS = 2 * C.NUM_MUSCLES + 1
-_SLAB_VOXELS = 8 << 20  # bincount with float weights makes a float64 copy: bound it per slab
+_SLAB_VOXELS = 1 << 20  # bincount with float weights makes a float64 copy: keep it small
 
 
 @dataclass(frozen=True)

@@ -218,7 +218,7 @@ def write_report_png(ct: sitk.Image, labels: sitk.Image, path: str | os.PathLike
         share = 100.0 * np.count_nonzero((dis_v[::2] > 0) & (lab_v[::2] > 0)) / labelled
         header += f"   ·   views disagree on {share:.1f}% of labelled voxels"
     fig.suptitle(header, fontsize=13, x=0.01, ha="left")
-    fig.text(0.99, 0.01, "Research use only. Automatic segmentation: check before use.", ha="right", fontsize=8,
+    fig.text(0.01, 0.01, "Research use only. Automatic segmentation: check before use.", ha="left", fontsize=8,
              color="gray")
     with atomic_path(path) as tmp:
         fig.savefig(tmp, format="png", dpi=100)
