@@ -1,0 +1,153 @@
+"""Muscle volumes, mean HU and left/right asymmetry of a CT-space label map.
+
+Asymmetry of a muscle (the same number on its right and its left row):
+
+    asymmetry_percent = 100 * (R - L) / ((R + L) / 2)
+
+with R and L its right and left volumes in cm³: positive when the right muscle is larger,
+0 when equal, ±200 when one side is missing, empty when both are.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from dataclasses import asdict, dataclass, fields
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from . import classes as C
+from .io import InputError, atomic_path, same_geometry
+
+NUM_LABELS = 2 * C.NUM_MUSCLES + 1
+_SLAB_VOXELS = 1 << 20  # bincount with float weights makes a float64 copy: keep it small
+
+
+@dataclass(frozen=True)
+class MuscleVolume:
+    """One muscle on one side (one row of volumes.csv)."""
+
+    label_value: int
+    muscle: str  # class key, e.g. "vastus_lateralis"
+    side: str  # "right" | "left"
+    name: str  # display name, e.g. "Right vastus lateralis"
+    voxels: int
+    volume_cm3: float
+    mean_hu: float  # nan when the muscle has no voxels
+    asymmetry_percent: float  # see module docstring; nan when both sides are empty
+
+
+@dataclass(frozen=True)
+class VolumeChange:
+    """A muscle's change since a prior segmentation: current - prior."""
+
+    label_value: int
+    muscle: str
+    side: str
+    name: str
+    prior_cm3: float
+    current_cm3: float
+    change_cm3: float
+    change_percent: float  # 100 * change / prior; nan when the prior volume is 0
+
+
+def label_histogram(ct: sitk.Image | None, labels: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
+    """Voxel count and HU sum per label value 0..20, in one pass of bincount per slab."""
+    lab = sitk.GetArrayViewFromImage(labels)
+    if lab.dtype != np.uint8:
+        raise InputError(f"the label map must be uint8 (it is {lab.dtype}); values 0, right 1-10, left 11-20")
+    flat = lab.reshape(-1)
+    hu = None if ct is None else sitk.GetArrayViewFromImage(ct).reshape(-1)
+    counts = np.zeros(256, np.int64)
+    sums = np.zeros(256, np.float64)
+    for start in range(0, flat.size, _SLAB_VOXELS):
+        part = flat[start:start + _SLAB_VOXELS]
+        counts += np.bincount(part, minlength=256)
+        if hu is not None:
+            sums += np.bincount(part, weights=hu[start:start + _SLAB_VOXELS], minlength=256)
+    unknown = [int(v) for v in np.flatnonzero(counts[NUM_LABELS:]) + NUM_LABELS]
+    if unknown:
+        raise InputError(f"label values {unknown} are not in the class table (0, right 1-10, left 11-20)")
+    return counts[:NUM_LABELS], sums[:NUM_LABELS]
+
+
+def voxel_volume_cm3(image: sitk.Image) -> float:
+    """Physical volume of one voxel; a direction matrix is a rotation, so only spacing counts."""
+    return float(np.prod(image.GetSpacing())) / 1000.0
+
+
+def asymmetry_percent(right_cm3: float, left_cm3: float) -> float:
+    mean = (right_cm3 + left_cm3) / 2.0
+    return 100.0 * (right_cm3 - left_cm3) / mean if mean > 0 else math.nan
+
+
+def muscle_volumes(ct: sitk.Image, labels: sitk.Image) -> list[MuscleVolume]:
+    """One row per muscle and side (right 1-10 then left 11-20) from the CT and its label map."""
+    if not same_geometry(ct, labels):
+        raise InputError("the CT and the label map have different geometry (size, spacing, origin or direction): "
+                         "resample the labels onto the CT first")
+    counts, sums = label_histogram(ct, labels)
+    cm3 = counts * voxel_volume_cm3(labels)
+    rows = []
+    for seg in C.segments():
+        v = seg.label_value
+        right, left = seg.muscle.label_value("right"), seg.muscle.label_value("left")
+        rows.append(MuscleVolume(
+            label_value=v, muscle=seg.muscle.key, side=seg.side, name=seg.name,
+            voxels=int(counts[v]), volume_cm3=float(cm3[v]),
+            mean_hu=float(sums[v] / counts[v]) if counts[v] else math.nan,
+            asymmetry_percent=asymmetry_percent(float(cm3[right]), float(cm3[left]))))
+    return rows
+
+
+CSV_COLUMNS = tuple(f.name for f in fields(MuscleVolume))
+
+
+def _cell(value) -> str:
+    if isinstance(value, float):
+        return "" if math.isnan(value) else f"{value:.3f}"
+    return str(value)
+
+
+def write_volumes_csv(rows: list[MuscleVolume], path: str | os.PathLike) -> Path:
+    """Write ``volumes.csv`` atomically: columns ``CSV_COLUMNS``, empty cells for undefined numbers."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(CSV_COLUMNS)
+            for row in rows:
+                w.writerow([_cell(v) for v in asdict(row).values()])
+    return Path(path)
+
+
+def read_volumes_csv(path: str | os.PathLike) -> list[MuscleVolume]:
+    """Rows of a ``volumes.csv`` written by ``write_volumes_csv`` (e.g. a prior study's)."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p} does not exist")
+    with open(p, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = set(CSV_COLUMNS) - set(reader.fieldnames or ())
+        if missing:
+            raise InputError(f"{p.name} is not a thighseg volumes.csv: columns {sorted(missing)} are missing")
+        num = lambda s: float(s) if s else math.nan  # noqa: E731
+        return [MuscleVolume(int(r["label_value"]), r["muscle"], r["side"], r["name"], int(r["voxels"]),
+                             num(r["volume_cm3"]), num(r["mean_hu"]), num(r["asymmetry_percent"]))
+                for r in reader]
+
+
+def compare_with_prior(current_rows: list[MuscleVolume], prior_rows: list[MuscleVolume]) -> list[VolumeChange]:
+    """Per muscle and side, matched by label value: change in cm³ and in % of the prior volume."""
+    prior = {r.label_value: r for r in prior_rows}
+    out = []
+    for cur in current_rows:
+        old = prior.get(cur.label_value)
+        if old is None:
+            continue
+        change = cur.volume_cm3 - old.volume_cm3
+        out.append(VolumeChange(cur.label_value, cur.muscle, cur.side, cur.name, old.volume_cm3, cur.volume_cm3,
+                                change, 100.0 * change / old.volume_cm3 if old.volume_cm3 > 0 else math.nan))
+    return out
