@@ -1,0 +1,182 @@
+"""The training loop of the 2D and 2.5D models (one U-Net per view), with validation,
+checkpoints, resume, fine-tuning and throughput.
+
+Each epoch trains every view's net on its own shuffled slices (the paper trains the three
+views independently), then validates by running the real inference path (``predict_thigh``:
+three views, voting, clean-up) on the validation thighs. The best epoch by mean validation
+Dice is what the model file keeps. Deterministic for a seed on the CPU.
+"""
+
+from __future__ import annotations
+
+import copy
+import time
+from dataclasses import asdict, dataclass, field
+from pathlib import Path
+from typing import Callable
+
+import numpy as np
+import torch
+
+from .. import io as tio
+from .. import metrics
+from ..classes import NUM_MUSCLES
+from ..inference.device import resolve_device, torch_threads
+from ..inference.predict import predict_thigh
+from ..models import Model, ModelSettings, build_net, load_model, save_model
+from .augment import AugmentSettings, augment_batch
+from .data import FramedThigh, SliceSampler, make_batch
+from .loss import dice_loss
+
+
+@dataclass
+class TrainConfig:
+    architecture: str = "2.5d"
+    epochs: int = 10
+    seed: int = 0
+    lr: float = 1e-4  # the paper's Adam learning rate
+    batch_size: int = 8
+    width: int | None = None
+    steps_per_view: int | None = None  # cap on batches per view and epoch (None: all slices)
+    empty_fraction: float = 0.1
+    device: str = "auto"
+    threads: int | None = None
+    augment: AugmentSettings = field(default_factory=AugmentSettings)
+
+
+@dataclass
+class EpochRecord:
+    epoch: int
+    loss: dict[str, float]
+    val_dice: float
+    slices_per_s: float
+    seconds: float
+
+
+def checkpoint_path(model_path: str | Path) -> Path:
+    return Path(str(model_path) + ".ckpt")
+
+
+def _mean_dice(pred_ids: np.ndarray, gt_ids: np.ndarray) -> float:
+    scores = [metrics.dice(pred_ids == c, gt_ids == c) for c in range(1, NUM_MUSCLES + 1) if (gt_ids == c).any()]
+    return float(np.mean(scores)) if scores else float("nan")
+
+
+def validate(model: Model, thighs: list[FramedThigh], device: str) -> float:
+    if not thighs:
+        return float("nan")
+    for net in model.nets.values():
+        net.eval()
+    dices = [_mean_dice(predict_thigh(t.hu, model, device=device).labels, t.ids) for t in thighs]
+    return float(np.mean(dices))
+
+
+def _initial_settings(cfg: TrainConfig, init: Model | None) -> ModelSettings:
+    if init is None:
+        overrides = {"width": cfg.width} if cfg.width else {}
+        return ModelSettings.for_architecture(cfg.architecture, **overrides)
+    if init.settings.architecture != cfg.architecture:
+        raise tio.InputError(f"--init model is {init.settings.architecture}, but --arch is {cfg.architecture}")
+    return init.settings
+
+
+def train(train_thighs: list[FramedThigh], val_thighs: list[FramedThigh], cfg: TrainConfig,
+          out: str | Path, init: str | Path | None = None, resume: bool = False, progress=None,
+          log: Callable[[str], None] = print, data_summary: dict | None = None) -> Path:
+    """Train, checkpoint every epoch, and write the best epoch as a model file at ``out``."""
+    if cfg.architecture == "3d":
+        from .loop3d import train_3d
+        return train_3d(train_thighs, val_thighs, cfg, out, init, resume, progress, log, data_summary)
+    init_model = load_model(init) if init else None
+    settings = _initial_settings(cfg, init_model)
+    dev, why = resolve_device(cfg.device)
+    if why:
+        log(why)
+    torch.manual_seed(cfg.seed)
+    nets = {v: (copy.deepcopy(init_model.net(v)) if init_model else build_net(settings)).to(dev)
+            for v in settings.views}
+    optims = {v: torch.optim.Adam(nets[v].parameters(), lr=cfg.lr) for v in settings.views}
+    gen = torch.Generator().manual_seed(cfg.seed)
+    samplers = {v: SliceSampler(train_thighs, v, cfg.empty_fraction, cfg.seed) for v in settings.views}
+    history: list[EpochRecord] = []
+    best = {"dice": -1.0, "epoch": 0, "states": {v: copy.deepcopy(n.state_dict()) for v, n in nets.items()}}
+    start_epoch = 1
+    ckpt = checkpoint_path(out)
+    if resume and ckpt.is_file():
+        state = torch.load(ckpt, weights_only=False)
+        for v in settings.views:
+            nets[v].load_state_dict(state["nets"][v])
+            optims[v].load_state_dict(state["optims"][v])
+        gen.set_state(state["generator"])
+        history = [EpochRecord(**r) for r in state["history"]]
+        best = state["best"]
+        start_epoch = state["epoch"] + 1
+        log(f"resuming after epoch {state['epoch']} from {ckpt}")
+    windowed: dict[int, torch.Tensor] = {}
+    t_start = time.perf_counter()
+    with torch_threads(cfg.threads):
+        for epoch in range(start_epoch, cfg.epochs + 1):
+            t0 = time.perf_counter()
+            losses, seen = {}, 0
+            for v in settings.views:
+                losses[v], n = _train_view(nets[v], optims[v], samplers[v], train_thighs, v, settings,
+                                           cfg, gen, windowed, dev, progress, epoch)
+                seen += n
+            train_s = time.perf_counter() - t0
+            model = Model(settings, nets)
+            val = validate(model, val_thighs, str(dev))
+            for net in nets.values():
+                net.train()
+            rec = EpochRecord(epoch, losses, val, seen / max(train_s, 1e-9), time.perf_counter() - t0)
+            history.append(rec)
+            score = val if np.isfinite(val) else -float(np.mean(list(losses.values())))
+            if score > best["dice"]:
+                best = {"dice": score, "epoch": epoch,
+                        "states": {v: copy.deepcopy(n.state_dict()) for v, n in nets.items()}}
+            _save_checkpoint(ckpt, nets, optims, gen, epoch, history, best)
+            eta = (time.perf_counter() - t_start) / (epoch - start_epoch + 1) * (cfg.epochs - epoch)
+            log(f"epoch {epoch}/{cfg.epochs}: loss " + ", ".join(f"{v} {l:.3f}" for v, l in losses.items())
+                + f"; validation Dice {val:.3f}; {rec.slices_per_s:.1f} slices/s; ETA {eta / 60:.1f} min")
+    for v, state in best["states"].items():
+        nets[v].load_state_dict(state)
+    summary = {"epochs": cfg.epochs, "best_epoch": best["epoch"], "best_val_dice": best["dice"],
+               "device": str(dev), "config": {k: v for k, v in asdict(cfg).items() if k != "augment"},
+               "augment": asdict(cfg.augment), "history": [asdict(r) for r in history],
+               "init": str(init) if init else None, "data": data_summary or {},
+               "train_slices_per_s": float(np.mean([r.slices_per_s for r in history])) if history else None}
+    final = ModelSettings.from_dict({**settings.to_dict(), "training": summary})
+    path = save_model(out, final, {v: n.cpu() for v, n in nets.items()})
+    log(f"wrote {path} (best epoch {best['epoch']}, validation Dice {best['dice']:.3f})")
+    return path
+
+
+def _train_view(net, optim, sampler: SliceSampler, thighs, view, settings, cfg: TrainConfig, gen,
+                windowed, dev, progress, epoch) -> tuple[float, int]:
+    net.train()
+    order = sampler.epoch_order(gen)
+    batches = [order[i:i + cfg.batch_size] for i in range(0, len(order), cfg.batch_size)]
+    if cfg.steps_per_view:
+        batches = batches[: cfg.steps_per_view]
+    total, seen = 0.0, 0
+    for b, items in enumerate(batches):
+        x, y = make_batch(thighs, view, items, settings, windowed)
+        x, y = augment_batch(x, y, cfg.augment, gen)
+        loss = dice_loss(net(x.to(dev)), y.to(dev))
+        optim.zero_grad(set_to_none=True)
+        loss.backward()
+        optim.step()
+        total += float(loss) * len(items)
+        seen += len(items)
+        if progress is not None:
+            frac = ((epoch - 1) + (b + 1) / len(batches)) / cfg.epochs
+            progress.update("train", frac, f"epoch {epoch}/{cfg.epochs} {view}: batch {b + 1}/{len(batches)}")
+    return total / max(seen, 1), seen
+
+
+def _save_checkpoint(path: Path, nets, optims, gen, epoch, history, best) -> None:
+    state = {"nets": {v: n.state_dict() for v, n in nets.items()},
+             "optims": {v: o.state_dict() for v, o in optims.items()},
+             "generator": gen.get_state(), "epoch": epoch,
+             "history": [asdict(r) for r in history], "best": best}
+    with tio.atomic_path(path) as tmp:
+        torch.save(state, tmp)
