@@ -65,6 +65,24 @@ class Progress:
             self._sink({"stage": stage, "percent": round(self.percent, 1), **extra})
 
 
+class RenamedStages:
+    """A view of a Progress that renames stages, so a shared step (e.g. inference, which
+    reports "infer") can be weighted separately per thigh ("infer right", "infer left")."""
+
+    def __init__(self, progress: Progress, names: Mapping[str, str]):
+        self._progress, self._names = progress, dict(names)
+
+    def update(self, stage: str, fraction: float = 0.0, message: str = "") -> None:
+        self._progress.update(self._names.get(stage, stage), fraction, message)
+
+    def check(self) -> None:
+        self._progress.check()
+
+    @property
+    def cancelled(self) -> bool:
+        return self._progress.cancelled
+
+
 def json_lines_sink(stream: TextIO = sys.stdout) -> Callable[[dict], None]:
     """One JSON object per line, flushed at once so a reading process sees it live."""
 
