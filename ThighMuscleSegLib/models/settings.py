@@ -19,7 +19,7 @@ ARCHITECTURES = ("2.5d", "2d", "3d")
 VIEWS_25D = ("axial", "coronal", "sagittal")
 VIEW_AXES = {"axial": 0, "coronal": 1, "sagittal": 2}  # the grid axis a view slices along
 VOLUME_VIEW = "volume"  # the single "view" of the 3D baseline
-DEFAULT_WIDTH = {"2.5d": 16, "2d": 16, "3d": 8}
+DEFAULT_WIDTH = {"2.5d": 16, "2d": 16, "3d": 10}
 
 
 @dataclass(frozen=True)
