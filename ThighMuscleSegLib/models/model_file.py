@@ -1,6 +1,6 @@
 """The model file: one zip holding the weights of every view and the settings to use them.
 
-Layout (stdlib zipfile, stored uncompressed):
+Layout (stdlib zipfile, deflated):
   settings.json  {"format": "ThighMuscleSeg model", "format_version": 1,
                   "weights_sha256": "<hex of weights.pt>", "settings": {...ModelSettings...}}
   weights.pt     torch.save({view: state_dict}) , loaded with weights_only=True (no pickled code)
@@ -17,6 +17,7 @@ import io as _bytes_io
 import json
 import os
 import zipfile
+import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -90,10 +91,19 @@ def save_model(path: str | os.PathLike, settings: ModelSettings, nets: dict[str,
     header = {"format": FORMAT_NAME, "format_version": FORMAT_VERSION,
               "weights_sha256": sha256_bytes(weights), "settings": settings.to_dict()}
     with io.atomic_path(path) as tmp:
-        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_STORED) as z:
+        # Deflated, not stored: torch.save writes a zip itself, and a stored copy would let a
+        # truncated file pass for that inner archive.
+        with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
             z.writestr(SETTINGS_MEMBER, json.dumps(header, indent=2))
             z.writestr(WEIGHTS_MEMBER, weights)
+        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a model is meant to be shared
     return Path(path)
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def load_model(path: str | os.PathLike, expected_file_sha256: str | None = None) -> Model:
@@ -134,14 +144,14 @@ def _read_members(p: Path) -> tuple[dict, bytes]:
         with zipfile.ZipFile(p) as z:
             names = set(z.namelist())
             if not {SETTINGS_MEMBER, WEIGHTS_MEMBER} <= names:
-                raise ModelFileError(f"{p.name} is not a ThighMuscleSeg model file "
-                                     f"(it lacks {SETTINGS_MEMBER} / {WEIGHTS_MEMBER})")
+                raise ModelFileError(f"{p.name} is not a ThighMuscleSeg model file, or it is truncated "
+                                     f"(it lacks {SETTINGS_MEMBER} / {WEIGHTS_MEMBER}); download it again")
             raw_header = z.read(SETTINGS_MEMBER)
             weights = z.read(WEIGHTS_MEMBER)
     except zipfile.BadZipFile as e:
         raise ModelFileError(f"{p.name} is not a ThighMuscleSeg model file, or it is truncated "
                              f"({e}); download it again") from None
-    except (OSError, EOFError, ValueError) as e:
+    except (OSError, EOFError, ValueError, zlib.error) as e:
         raise ModelFileError(f"{p.name} cannot be read ({e}): the file is damaged or truncated; "
                              "download it again") from None
     try:
