@@ -10,6 +10,7 @@ classes x float32 (390 MB) and never three copies of the input per view.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from typing import Callable
@@ -133,7 +134,6 @@ def _say(progress, log: Callable[[str], None] | None, stage: str, message: str) 
     if log is not None:
         log(message)
     else:
-        import logging
         logging.getLogger(__name__).warning(message)
     if progress is not None:
         progress.update(stage, 0.0, message)
