@@ -1,0 +1,10 @@
+"""Networks (2D / 3D U-Net), their settings, and the model file that carries both."""
+
+from .model_file import (FORMAT_NAME, FORMAT_VERSION, MODEL_SUFFIX, Model, ModelFileError, file_sha256,
+                         load_model, random_model, save_model)
+from .settings import ARCHITECTURES, VIEW_AXES, VIEWS_25D, VOLUME_VIEW, ModelSettings, window_hu
+from .unet import UNet, build_net, count_parameters
+
+__all__ = ["ARCHITECTURES", "FORMAT_NAME", "FORMAT_VERSION", "MODEL_SUFFIX", "Model", "ModelFileError",
+           "ModelSettings", "UNet", "VIEWS_25D", "VIEW_AXES", "VOLUME_VIEW", "build_net", "count_parameters",
+           "file_sha256", "load_model", "random_model", "save_model", "window_hu"]
