@@ -93,3 +93,12 @@ def test_write_image_replaces_atomically_and_keeps_geometry(tmp_path):
     back = sitk.ReadImage(str(dest))
     assert tio.same_geometry(back, _ct())
     assert sorted(os.listdir(dest.parent)) == ["ct.nii.gz"]
+
+
+def test_written_files_get_normal_permissions_not_private_temp_ones(tmp_path):
+    old = os.umask(0o022)
+    try:
+        dest = tio.write_image(_ct(), tmp_path / "ct.nii.gz")
+    finally:
+        os.umask(old)
+    assert dest.stat().st_mode & 0o777 == 0o644

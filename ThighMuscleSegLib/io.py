@@ -157,6 +157,7 @@ def atomic_path(dest: str | os.PathLike):
     suffix = "".join(dest.suffixes)  # keep .nii.gz so writers pick the right format
     fd, tmp = tempfile.mkstemp(prefix=f".{dest.name.split('.')[0]}-", suffix=suffix, dir=dest.parent)
     os.close(fd)
+    os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; results are meant to be shared
     try:
         yield Path(tmp)
         os.replace(tmp, dest)
@@ -164,6 +165,12 @@ def atomic_path(dest: str | os.PathLike):
         with contextlib.suppress(FileNotFoundError):
             os.unlink(tmp)
         raise
+
+
+def _umask() -> int:
+    mask = os.umask(0)
+    os.umask(mask)
+    return mask
 
 
 def write_image(image: sitk.Image, dest: str | os.PathLike, compress: bool = True) -> Path:

@@ -96,14 +96,7 @@ def save_model(path: str | os.PathLike, settings: ModelSettings, nets: dict[str,
         with zipfile.ZipFile(tmp, "w", compression=zipfile.ZIP_DEFLATED) as z:
             z.writestr(SETTINGS_MEMBER, json.dumps(header, indent=2))
             z.writestr(WEIGHTS_MEMBER, weights)
-        os.chmod(tmp, 0o666 & ~_umask())  # mkstemp makes 0600; a model is meant to be shared
     return Path(path)
-
-
-def _umask() -> int:
-    mask = os.umask(0)
-    os.umask(mask)
-    return mask
 
 
 def load_model(path: str | os.PathLike, expected_file_sha256: str | None = None) -> Model:
