@@ -101,6 +101,7 @@ def read_ct(path: str | os.PathLike, series_uid: str | None = None) -> sitk.Imag
         except RuntimeError as e:
             raise InputError(f"cannot read DICOM {info.label}: {_first_line(e)}") from None
         image.SetMetaData("series", info.label)
+        image.SetMetaData("series_uid", info.uid)
     else:
         if not has_ct_suffix(p) and p.suffix.lower() not in (".dcm", ""):
             raise InputError(f"{p.name} is not a CT file: give a DICOM folder or a .nii/.nii.gz/.nrrd/.mha file")

@@ -1,13 +1,87 @@
-"""``thighseg segment``: not built yet (the Engine issue)."""
+"""``thighseg segment INPUT --out DIR``: the thigh muscles of a CT, in the CT's geometry."""
 
 from __future__ import annotations
 
-from .common import not_built
+import signal
+import sys
+import time
+from pathlib import Path
+
+from .. import io as tio
+from ..defaults import default_model_path
+from ..progress import Cancelled, Progress, human_sink, json_lines_sink
+
+DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("INPUT", help="CT file or DICOM folder")
+    parser.add_argument("input", metavar="INPUT", help="CT: a DICOM folder, or a .nii/.nii.gz/.nrrd/.mha file")
+    parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created; existing results are kept "
+                        "unless --overwrite)")
+    parser.add_argument("--model", metavar="FILE", help="model file (default: the bundled model in Resources/Models)")
+    parser.add_argument("--device", choices=DEVICES, default="auto",
+                        help="auto: CUDA or MPS when torch sees one, else the CPU (default: auto)")
+    parser.add_argument("--progress", choices=("human", "json"), default="human",
+                        help="json: one JSON object per line on stdout, for the Slicer module")
+    parser.add_argument("--thigh-range", nargs=2, type=float, metavar=("Z_MIN", "Z_MAX"),
+                        help="skip the automatic thigh search: superior-inferior range in mm (LPS z)")
+    parser.add_argument("--fusion", choices=("vote", "mean"), default="vote",
+                        help="combine the three views by winner-takes-all vote (paper) or mean probability")
+    parser.add_argument("--series", metavar="UID", help="DICOM series instance UID when the folder holds several")
+    parser.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+
+
+def _cancel_on_signals(progress: Progress) -> None:
+    """SIGTERM (Slicer's Cancel) and Ctrl+C set the cancel flag; the next stage check stops
+    the run and the staged outputs are removed."""
+    def handler(signum, frame):  # noqa: ARG001
+        progress.cancel()
+    signal.signal(signal.SIGTERM, handler)
+    signal.signal(signal.SIGINT, handler)
 
 
 def run(args) -> int:
-    return not_built("segment", "the Engine issue")
+    from ..models import load_model
+    from ..pipeline import SEGMENT_STAGES, disagreement_share, segment_ct, write_outputs
+
+    json_mode = args.progress == "json"
+    progress = Progress(SEGMENT_STAGES, sink=json_lines_sink(sys.stdout) if json_mode else human_sink(sys.stderr))
+    _cancel_on_signals(progress)
+    t0 = time.perf_counter()
+    try:
+        model_path = Path(args.model) if args.model else default_model_path()
+        model = load_model(model_path)
+        progress.update("read", 0.0, f"reading {args.input}")
+        ct = tio.read_ct(args.input, series_uid=args.series)
+        dicom_files = _dicom_files(args.input, ct)
+        override = {"z_range_mm": tuple(args.thigh_range)} if args.thigh_range else None
+        result = segment_ct(ct, model, device=args.device, override=override, progress=progress,
+                            fusion=args.fusion, log=lambda m: progress.update("infer right", 0.0, m))
+        written = write_outputs(result, args.out, dicom_files=dicom_files, overwrite=args.overwrite,
+                                progress=progress)
+    except Cancelled:
+        progress.finish("error", message="cancelled; no outputs were written")
+        raise
+    except tio.InputError as e:
+        progress.finish("error", message=str(e))
+        raise
+    seconds = time.perf_counter() - t0
+    progress.finish("done", message=f"segmented {len(result.frames)} thigh(s) in {seconds:.1f} s on {result.device}",
+                    outputs=[str(p) for p in written], seconds=round(seconds, 2), device=result.device,
+                    sides=[f.side for f in result.frames], disagreement=round(disagreement_share(result), 4))
+    if not json_mode:
+        print(f"{len(result.frames)} thigh(s) segmented in {seconds:.1f} s on {result.device}; "
+              f"the views disagree on {100 * disagreement_share(result):.1f} % of muscle voxels.")
+        for p in written:
+            print(f"  {p}")
+    return 0
+
+
+def _dicom_files(path: str, ct) -> list[str] | None:
+    if not Path(path).is_dir():
+        return None
+    series = ct.GetMetaData("series_uid") if ct.HasMetaDataKey("series_uid") else None
+    for info in tio.list_dicom_series(path):
+        if series is None or info.uid == series:
+            return list(info.files)
+    return None

@@ -1,0 +1,20 @@
+"""Defaults shared by the command line, the Slicer module and the benchmarks."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from .io import InputError
+
+REPO_ROOT = Path(__file__).resolve().parent.parent
+MODELS_DIR = REPO_ROOT / "Resources" / "Models"
+DEFAULT_MODEL_NAME = "thighseg-2.5d-phantom.tmsmodel"
+
+
+def default_model_path() -> Path:
+    """The bundled 2.5D model, or a clear error saying how to get one."""
+    path = MODELS_DIR / DEFAULT_MODEL_NAME
+    if not path.is_file():
+        raise InputError(f"the bundled model {path} is missing: pass --model FILE, or train one with "
+                         "`thighseg train DATA --out FILE`")
+    return path

@@ -1,0 +1,118 @@
+"""The one direction of flow: read CT → frame each thigh → per-view inference → vote →
+clean → de-crop → outputs. Each arrow is a call into its own module; this file only
+sequences them and reports progress.
+"""
+
+from __future__ import annotations
+
+import time
+from dataclasses import dataclass, field
+from pathlib import Path
+
+import SimpleITK as sitk
+
+from . import __version__
+from . import framing
+from . import io as tio
+from .models import Model
+from .outputs import StagedOutputs
+from .progress import RenamedStages
+
+# Overall progress weights (roughly the measured share of the time on a CPU).
+SEGMENT_STAGES = {"read": 4, "frame": 6,
+                  "infer right": 32, "fuse right": 1, "clean right": 1,
+                  "infer left": 32, "fuse left": 1, "clean left": 1,
+                  "unframe": 6, "write": 16}
+
+
+@dataclass
+class Segmentation:
+    ct: sitk.Image
+    labels: sitk.Image  # uint8, CT geometry: right 1-10, left 11-20
+    disagreement: sitk.Image  # uint8, CT geometry: views whose vote differs from the result
+    frames: list
+    device: str
+    seconds: dict[str, float] = field(default_factory=dict)
+
+
+def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None, progress=None,
+               fusion: str = "vote", log=None) -> Segmentation:
+    """Muscles of both thighs of ``ct``, in ``ct``'s geometry."""
+    seconds: dict[str, float] = {}
+    t0 = time.perf_counter()
+    if progress is not None:
+        progress.update("frame", 0.0, "finding the thighs")
+    frames = framing.frame_thighs(ct, override=override, progress=progress)
+    seconds["frame"] = time.perf_counter() - t0
+    label_grids, disagreement_grids, used_device = {}, {}, device
+    for frame in frames:
+        t0 = time.perf_counter()
+        grid = framing.to_grid(ct, frame, "linear")
+        scoped = RenamedStages(progress, {s: f"{s} {frame.side}" for s in ("infer", "fuse", "clean")}) \
+            if progress is not None else None
+        pred = model_prediction(grid, model, device, scoped, fusion, log)
+        label_grids[frame.side] = pred.labels
+        disagreement_grids[frame.side] = pred.disagreement
+        used_device = pred.device
+        seconds[f"thigh {frame.side}"] = time.perf_counter() - t0
+        for view, s in pred.seconds.items():
+            seconds[f"{frame.side} {view}"] = s
+    t0 = time.perf_counter()
+    if progress is not None:
+        progress.update("unframe", 0.0, "putting the muscles back into the CT")
+    labels = framing.from_grid(label_grids, frames, ct)
+    disagreement = framing.map_to_ct(disagreement_grids, frames, ct)
+    seconds["unframe"] = time.perf_counter() - t0
+    return Segmentation(ct, labels, disagreement, frames, used_device, seconds)
+
+
+def model_prediction(grid, model, device, progress, fusion, log):
+    from .inference.predict import predict_thigh
+
+    return predict_thigh(grid, model, device=device, progress=progress, fusion=fusion, log=log)
+
+
+def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: list[str] | None = None,
+                  overwrite: bool = False, progress=None) -> list[Path]:
+    """All outputs of ``thighseg segment``, staged so they appear together or not at all."""
+    from .measure import muscle_volumes, write_volumes_csv
+    from .render import write_report_png
+    from .segnrrd import write_seg_nrrd
+
+    with StagedOutputs(out_dir, overwrite=overwrite) as stage:
+        steps = 5 + (1 if dicom_files else 0)
+        done = 0
+
+        def step(message: str) -> None:
+            nonlocal done
+            if progress is not None:
+                progress.update("write", done / steps, message)
+            done += 1
+
+        step("writing labels.nii.gz")
+        tio.write_image(result.labels, stage.path("labels.nii.gz"))
+        step("writing disagreement.nii.gz")
+        tio.write_image(result.disagreement, stage.path("disagreement.nii.gz"))
+        step("writing segmentation.seg.nrrd")
+        write_seg_nrrd(result.labels, stage.path("segmentation.seg.nrrd"))
+        step("measuring volumes")
+        volumes = muscle_volumes(result.ct, result.labels)
+        write_volumes_csv(volumes, stage.path("volumes.csv"))
+        step("drawing report.png")
+        write_report_png(result.ct, result.labels, stage.path("report.png"), disagreement=result.disagreement,
+                         volumes=volumes, title=f"ThighMuscleSeg {__version__}")
+        if dicom_files:
+            from .dicomseg import write_dicom_seg
+
+            step("writing the DICOM SEG")
+            write_dicom_seg(result.labels, dicom_files, stage.path("segmentation.dcm"))
+    return stage.written
+
+
+def disagreement_share(result: Segmentation) -> float:
+    """Share of muscle voxels where at least one view disagreed (for the summary line)."""
+    lab = sitk.GetArrayViewFromImage(result.labels) > 0
+    dis = sitk.GetArrayViewFromImage(result.disagreement) > 0
+    return float((lab & dis).sum() / max(int(lab.sum()), 1))
+
+
