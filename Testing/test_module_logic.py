@@ -1,0 +1,103 @@
+"""The module's Logic against real MRML (slicer-core): what a radiologist's clicks do."""
+
+import csv
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from conftest import blocky_labels, make_image
+from ThighMuscleSegLib import classes as C
+from ThighMuscleSegLib import measure
+
+
+@pytest.fixture
+def logic(mrml):
+    from ThighMuscleSegModuleLib.logic import SceneLogic
+
+    return SceneLogic(mrml.scene)
+
+
+def _ct_and_labels(mrml, tmp_path, arr=None):
+    from ThighMuscleSegModuleLib.scene import volume_node_from_image
+
+    arr = blocky_labels() if arr is None else arr
+    spacing, origin = (0.8, 0.8, 2.0), (-100.0, 50.0, 600.0)
+    hu = np.where(arr > 0, 50, -90).astype(np.int16)
+    ct_node = volume_node_from_image(mrml.scene, make_image(hu, spacing, origin), "patient CT")
+    path = tmp_path / "labels.nii.gz"
+    sitk.WriteImage(make_image(arr, spacing, origin), str(path))
+    return ct_node, path, arr
+
+
+def test_segmentation_exports_back_to_the_same_label_map(mrml, logic, tmp_path):
+    ct_node, path, arr = _ct_and_labels(mrml, tmp_path)
+    seg = logic.import_labels(path, ct_node)
+    back = sitk.GetArrayFromImage(logic.labels_image(seg, ct_node))
+    assert np.array_equal(back, arr)
+
+
+def test_edited_segment_changes_the_volumes(mrml, logic, tmp_path):
+    import slicer
+
+    ct_node, path, arr = _ct_and_labels(mrml, tmp_path)
+    seg = logic.import_labels(path, ct_node)
+    before = {v.label_value: v for v in logic.volumes_of(seg, ct_node)}
+    sid = seg.GetSegmentation().GetSegmentIdBySegmentName("Right sartorius")
+    mask = slicer.util.arrayFromSegmentBinaryLabelmap(seg, sid, ct_node)
+    mask[:, :, :] = 0
+    slicer.util.updateSegmentBinaryLabelmapFromArray(mask, seg, sid, ct_node)  # the user erases it
+    after = {v.label_value: v for v in logic.volumes_of(seg, ct_node)}
+    assert before[1].voxels == (arr == 1).sum() and after[1].voxels == 0
+    assert after[2].voxels == before[2].voxels
+
+
+def test_training_case_is_written_in_the_dataset_contract_and_never_replaced(mrml, logic, tmp_path):
+    from ThighMuscleSegLib.training.data import find_cases
+
+    ct_node, path, arr = _ct_and_labels(mrml, tmp_path)
+    seg = logic.import_labels(path, ct_node)
+    case = logic.save_training_case(ct_node, seg, tmp_path / "dataset", "patient01")
+    assert [c.name for c in find_cases(tmp_path / "dataset")] == ["patient01"]
+    labels = sitk.ReadImage(str(case / "labels.nii.gz"))
+    ct = sitk.ReadImage(str(case / "ct.nii.gz"))
+    assert labels.GetPixelID() == sitk.sitkUInt8 and ct.GetPixelID() == sitk.sitkInt16
+    assert np.array_equal(sitk.GetArrayFromImage(labels), arr)
+    assert np.allclose(ct.GetOrigin(), (-100.0, 50.0, 600.0)) and np.allclose(ct.GetSpacing(), (0.8, 0.8, 2.0))
+    with pytest.raises(FileExistsError):
+        logic.save_training_case(ct_node, seg, tmp_path / "dataset", "patient01")
+    assert sorted(p.name for p in (tmp_path / "dataset").iterdir()) == ["patient01"]
+
+
+def test_prior_comparison_reports_change_per_muscle(mrml, logic, tmp_path):
+    from ThighMuscleSegModuleLib.tables import table_rows
+
+    ct_node, path, arr = _ct_and_labels(mrml, tmp_path)
+    prior = logic.import_labels(path, ct_node, name="prior")
+    shrunk = arr.copy()
+    shrunk[(arr == 3) & (np.arange(arr.shape[2])[None, None, :] % 2 == 0)] = 0  # right VL loses part
+    shrunk_path = tmp_path / "now.nii.gz"
+    sitk.WriteImage(make_image(shrunk, (0.8, 0.8, 2.0), (-100.0, 50.0, 600.0)), str(shrunk_path))
+    current = logic.import_labels(shrunk_path, ct_node, name="current")
+    rows = {(r["Muscle"]): r for r in table_rows(logic.compare_with_prior(current, prior, ct_node))}
+    vl = rows["Right vastus lateralis"]
+    voxel_cm3 = 0.8 * 0.8 * 2.0 / 1000
+    expected = ((shrunk == 3).sum() - (arr == 3).sum()) * voxel_cm3
+    assert float(vl["Change (cm3)"]) == pytest.approx(expected)
+    assert float(vl["Change (%)"]) == pytest.approx(100 * expected / ((arr == 3).sum() * voxel_cm3))
+    assert float(rows["Left sartorius"]["Change (cm3)"]) == 0
+
+
+def test_volume_table_exports_to_csv(mrml, logic, tmp_path):
+    from ThighMuscleSegModuleLib import tables as T
+
+    ct_node, path, _ = _ct_and_labels(mrml, tmp_path)
+    seg = logic.import_labels(path, ct_node)
+    rows = logic.volumes_of(seg, ct_node)
+    node = T.volume_table(mrml.scene, rows, "volumes")
+    out = logic.export_table(node, tmp_path / "export" / "volumes.csv")
+    read = list(csv.DictReader(out.open()))
+    assert len(read) == 20
+    assert read[0]["Muscle"] == "Right sartorius"
+    assert float(read[0]["Volume (cm3)"]) == pytest.approx(rows[0].volume_cm3)
+    assert all(r["Side"] in ("right", "left") for r in read)
