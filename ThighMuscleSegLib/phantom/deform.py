@@ -1,0 +1,104 @@
+"""The spatial part of a case: template -> patient by leg pose, elastic warp, scale, shift.
+
+Only the backward map (CT point -> template point) is evaluated densely (resampling pulls
+values from the template); the few landmarks that must go forward (femur axis) are mapped by
+inverting it with a fixed-point iteration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+ELASTIC_LATTICE_MM = 50.0
+
+
+def _rot(axis: int, deg: float) -> np.ndarray:
+    c, s = np.cos(np.radians(deg)), np.sin(np.radians(deg))
+    i, j = [(1, 2), (0, 2), (0, 1)][axis]
+    r = np.eye(3)
+    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
+    return r
+
+
+def leg_rotation(side: str, abduction: float, rotation: float, flexion: float) -> np.ndarray:
+    """Rotation of one leg about its hip (LPS). Abduction moves the knee laterally (-x for
+    the right leg, +x for the left), rotation turns the leg about the vertical axis,
+    flexion brings the knee forward (-y)."""
+    sign = 1.0 if side == "right" else -1.0
+    # About y: x' = cos*x - sin*z, so a positive angle moves a knee below the hip (z<0) to +x.
+    abd = _rot(1, -sign * abduction)
+    rot = _rot(2, sign * rotation)
+    flex = _rot(0, -flexion)  # about x: y' = cos*y - sin*z; knee below hip goes to -y
+    return rot @ abd @ flex
+
+
+@dataclass
+class Deformation:
+    hips: dict  # side -> hip centre (template mm)
+    rotations: dict  # side -> 3x3 forward rotation
+    midline_x: float
+    centre: np.ndarray  # scale centre (template mm)
+    scale: np.ndarray  # (sx, sy, sz)
+    shift: np.ndarray  # world -> CT physical
+    lattice: np.ndarray  # (3, nz, ny, nx) elastic displacement, mm (backward)
+    lattice_origin: np.ndarray
+    blend_mm: float = 14.0
+
+    def _leg_weight(self, q: np.ndarray, side: str) -> np.ndarray:
+        hip = self.hips[side]
+        w = 1.0 / (1.0 + np.exp(-((hip[2] - 25.0) - q[:, 2]) / self.blend_mm))
+        on_side = q[:, 0] < self.midline_x if side == "right" else q[:, 0] >= self.midline_x
+        return w * on_side
+
+    def elastic(self, w: np.ndarray) -> np.ndarray:
+        idx = (w - self.lattice_origin) / ELASTIC_LATTICE_MM
+        return np.stack([ndi.map_coordinates(self.lattice[c], idx[:, ::-1].T, order=3, mode="nearest")
+                         for c in range(3)], 1)
+
+    def backward(self, p: np.ndarray) -> np.ndarray:
+        """(n, 3) CT physical mm -> (n, 3) template mm."""
+        w = np.asarray(p, float) - self.shift
+        w = self.centre + (w - self.centre) / self.scale
+        q = w - self.elastic(w)
+        out = q.copy()
+        for side, hip in self.hips.items():
+            weight = self._leg_weight(q, side)[:, None]
+            unposed = hip + (q - hip) @ self.rotations[side]  # R^T (q - hip) for row vectors
+            out += weight * (unposed - q)
+        return out
+
+    def forward(self, q: np.ndarray, iterations: int = 40) -> np.ndarray:
+        """(n, 3) template mm -> CT physical mm, by inverting ``backward``."""
+        q = np.asarray(q, float)
+        p = self.shift + self.centre + (q - self.centre) * self.scale
+        for _ in range(iterations):
+            p = p + (q - self.backward(p)) * self.scale
+        return p
+
+
+def make_deformation(rng: np.random.Generator, landmarks: dict, centre: np.ndarray,
+                     extent_mm: np.ndarray, params: dict) -> Deformation:
+    """Draw pose, scale, elastic field and shift into ``params`` and return the deformation."""
+    hips = {s: np.asarray(landmarks[s]["head"], float) for s in ("right", "left")}
+    midline = float((hips["right"][0] + hips["left"][0]) / 2)
+    pose, rotations = {}, {}
+    for side in ("right", "left"):
+        pose[side] = {"abduction_deg": float(rng.uniform(-5.0, 12.0)),
+                      "rotation_deg": float(rng.uniform(-20.0, 20.0)),
+                      "flexion_deg": float(rng.uniform(-3.0, 10.0))}
+        rotations[side] = leg_rotation(side, *pose[side].values())
+    girth = rng.uniform(0.85, 1.15)
+    scale = np.array([girth * rng.uniform(0.95, 1.05), girth * rng.uniform(0.95, 1.05),
+                      rng.uniform(0.85, 1.15)])
+    amp = float(rng.uniform(2.0, 8.0))
+    lat_shape = tuple(int(v) for v in np.ceil(extent_mm[::-1] / ELASTIC_LATTICE_MM) + 3)
+    lattice = np.stack([ndi.gaussian_filter(rng.standard_normal(lat_shape), 0.7) for _ in range(3)])
+    lattice *= amp / max(float(np.abs(lattice).max()), 1e-6)
+    lat_origin = centre - extent_mm / 2 - ELASTIC_LATTICE_MM
+    shift = np.round(rng.uniform([-250, -250, -900], [250, 250, 900]), 1)
+    params.update({"pose": pose, "scale": scale.round(4).tolist(), "elastic_amplitude_mm": round(amp, 2),
+                   "physical_shift_mm": shift.tolist()})
+    return Deformation(hips, rotations, midline, centre, scale, shift, lattice, lat_origin)
