@@ -74,9 +74,12 @@ def _legs_touching(code: np.ndarray, labels: np.ndarray) -> bool:
     return False
 
 
-def compose(rng: np.random.Generator, tissue: np.ndarray, depth: np.ndarray, spacing, params: dict):
-    """(z, y, x) template tissue codes + envelope depth (mm) -> (int16 HU, uint8 labels)."""
+def compose(rng: np.random.Generator, tissue: np.ndarray, depth: np.ndarray, spacing, params: dict,
+            full_shape, offset) -> tuple[np.ndarray, np.ndarray]:
+    """Template tissue codes + envelope depth (mm) in a box of the CT grid (at ``offset``,
+    z, y, x) -> the whole CT (int16 HU) and labels (uint8) of ``full_shape``."""
     nz, ny, nx = tissue.shape
+    oz, oy, ox = (int(v) for v in offset)
     base = float(rng.uniform(5.0, 32.0))
     skin = float(rng.uniform(1.2, 2.5))
     thick = base * (1.0 + _smooth_1d(rng, nz, 0.3, 60.0 / spacing[2])[:, None, None]
@@ -86,29 +89,40 @@ def compose(rng: np.random.Generator, tissue: np.ndarray, depth: np.ndarray, spa
     outside = code == 0
     code[outside & (depth < thick)] = SKIN
     code[outside & (depth < thick - skin)] = SUBCUT_FAT
-    labels = np.where(code <= 20, code, 0).astype(np.uint8)
-    params.update({"subcutaneous_fat_mm": round(base, 2), "skin_mm": round(skin, 2),
-                   "legs_touching": bool(_legs_touching(code, labels))})
-    # Patient table: a slightly curved carbon slab under the body's back (+y in LPS).
-    rows = np.nonzero((code != 0).any(axis=(0, 2)))[0]
-    if rows.size and rows.max() + 3 < ny:
-        top = rows.max() + 2 + int(3.0 / spacing[1])
-        xs = (np.arange(nx) - nx / 2) * spacing[0]
-        curve = (0.0006 * xs ** 2 / spacing[1]).astype(int)
-        yy = np.arange(ny)[:, None]
-        slab = (yy >= top - curve[None]) & (yy < top - curve[None] + max(2, int(12 / spacing[1])))
-        slab &= (np.abs(xs) < 240)[None]
-        code[:, slab] = np.where(code[:, slab] == 0, TABLE, code[:, slab])
-        params["table_y_mm_from_top_row"] = round(float(top * spacing[1]), 1)
+    del thick, outside
     mean, sd = _lut(rng, params)
-    ct = mean[code]
-    ct += sd[code] * _noise(rng, code.shape, 1.2)
+    ct_box = mean[code]
+    ct_box += sd[code] * _noise(rng, code.shape, 1.2)
+    labels = np.zeros(full_shape, np.uint8)
+    labels[oz:oz + nz, oy:oy + ny, ox:ox + nx] = np.where(code <= 20, code, 0)
+    params.update({"subcutaneous_fat_mm": round(base, 2), "skin_mm": round(skin, 2),
+                   "legs_touching": bool(_legs_touching(code, labels[oz:oz + nz, oy:oy + ny, ox:ox + nx]))})
+    ct = np.full(full_shape, TISSUE_HU["air"][0], np.float32)
+    ct[oz:oz + nz, oy:oy + ny, ox:ox + nx] = ct_box
+    del ct_box
+    _add_table(ct, code, oy, spacing, params)
     blur = float(rng.uniform(0.4, 0.9))
     img = sitk.GetImageFromArray(ct)
     img.SetSpacing([float(s) for s in spacing])
     ct = sitk.GetArrayFromImage(sitk.SmoothingRecursiveGaussian(img, [blur, blur, min(blur, spacing[2] / 3)]))
     noise_sd = float(rng.uniform(6.0, 18.0))
-    ct += noise_sd * _noise(rng, code.shape, 0.8)
+    ct += noise_sd * _noise(rng, ct.shape, 0.8)
     params.update({"blur_mm": round(blur, 3), "noise_hu": round(noise_sd, 2)})
     np.clip(ct, -1024, 3071, out=ct)
     return np.rint(ct).astype(np.int16), labels
+
+
+def _add_table(ct: np.ndarray, code: np.ndarray, oy: int, spacing, params: dict) -> None:
+    """A slightly curved carbon-fibre slab under the body's back (+y in LPS)."""
+    nz, ny, nx = ct.shape
+    rows = np.nonzero((code != 0).any(axis=(0, 2)))[0]
+    if not rows.size:
+        return
+    top = oy + rows.max() + 1 + int(round(2.0 / spacing[1]))
+    xs = (np.arange(nx) - nx / 2) * spacing[0]
+    edge = top - (0.0006 * xs ** 2 / spacing[1]).astype(int)
+    yy = np.arange(ny)[:, None]
+    slab = (yy >= edge[None]) & (yy < edge[None] + max(2, int(10 / spacing[1]))) & (np.abs(xs) < 240)[None]
+    if slab.any():
+        ct[:, slab] = TISSUE_HU["table"][0]
+        params["table_top_y_mm"] = round(float(top * spacing[1]), 1)

@@ -23,14 +23,22 @@ def _rot(axis: int, deg: float) -> np.ndarray:
     return r
 
 
-def leg_rotation(side: str, abduction: float, rotation: float, flexion: float) -> np.ndarray:
+def _axis_rotation(axis: np.ndarray, deg: float) -> np.ndarray:
+    u = np.asarray(axis, float) / np.linalg.norm(axis)
+    k = np.array([[0, -u[2], u[1]], [u[2], 0, -u[0]], [-u[1], u[0], 0]])
+    t = np.radians(deg)
+    return np.eye(3) + np.sin(t) * k + (1 - np.cos(t)) * k @ k
+
+
+def leg_rotation(side: str, abduction: float, rotation: float, flexion: float,
+                 leg_axis: np.ndarray = np.array([0.0, 0.0, -1.0])) -> np.ndarray:
     """Rotation of one leg about its hip (LPS). Abduction moves the knee laterally (-x for
-    the right leg, +x for the left), rotation turns the leg about the vertical axis,
-    flexion brings the knee forward (-y)."""
+    the right leg, +x for the left), rotation turns the leg about its own mechanical axis
+    (hip to knee), flexion brings the knee forward (-y)."""
     sign = 1.0 if side == "right" else -1.0
     # About y: x' = cos*x - sin*z, so a positive angle moves a knee below the hip (z<0) to +x.
     abd = _rot(1, -sign * abduction)
-    rot = _rot(2, sign * rotation)
+    rot = _axis_rotation(leg_axis, sign * rotation)
     flex = _rot(0, -flexion)  # about x: y' = cos*y - sin*z; knee below hip goes to -y
     return rot @ abd @ flex
 
@@ -48,27 +56,32 @@ class Deformation:
     blend_mm: float = 14.0
 
     def _leg_weight(self, q: np.ndarray, side: str) -> np.ndarray:
+        """0 above the hip, 1 below it: the pelvis stays, the leg turns about the hip."""
         hip = self.hips[side]
-        w = 1.0 / (1.0 + np.exp(-((hip[2] - 25.0) - q[:, 2]) / self.blend_mm))
-        on_side = q[:, 0] < self.midline_x if side == "right" else q[:, 0] >= self.midline_x
-        return w * on_side
+        return 1.0 / (1.0 + np.exp(np.clip((q[:, 2] - (hip[2] - 25.0)) / self.blend_mm, -50, 50)))
 
     def elastic(self, w: np.ndarray) -> np.ndarray:
         idx = (w - self.lattice_origin) / ELASTIC_LATTICE_MM
         return np.stack([ndi.map_coordinates(self.lattice[c], idx[:, ::-1].T, order=3, mode="nearest")
                          for c in range(3)], 1)
 
-    def backward(self, p: np.ndarray) -> np.ndarray:
-        """(n, 3) CT physical mm -> (n, 3) template mm."""
+    def backward(self, p: np.ndarray, side: str | None = None) -> np.ndarray:
+        """(n, 3) CT physical mm -> (n, 3) template mm, as seen by the ``side`` leg's map (a
+        smooth map of the whole space); without ``side`` each point takes the map of the leg
+        whose inverse pose lands it on that leg's side of the midline."""
         w = np.asarray(p, float) - self.shift
         w = self.centre + (w - self.centre) / self.scale
         q = w - self.elastic(w)
-        out = q.copy()
-        for side, hip in self.hips.items():
-            weight = self._leg_weight(q, side)[:, None]
-            unposed = hip + (q - hip) @ self.rotations[side]  # R^T (q - hip) for row vectors
-            out += weight * (unposed - q)
-        return out
+        cand = {}
+        for s, hip in self.hips.items():
+            if side in (None, s):
+                weight = self._leg_weight(q, s)[:, None]
+                unposed = hip + (q - hip) @ self.rotations[s]  # R^T (q - hip) for row vectors
+                cand[s] = q + weight * (unposed - q)
+        if side is not None:
+            return cand[side]
+        use_right = cand["right"][:, 0] < self.midline_x
+        return np.where(use_right[:, None], cand["right"], cand["left"])
 
     def forward(self, q: np.ndarray, iterations: int = 40) -> np.ndarray:
         """(n, 3) template mm -> CT physical mm, by inverting ``backward``."""
@@ -89,7 +102,8 @@ def make_deformation(rng: np.random.Generator, landmarks: dict, centre: np.ndarr
         pose[side] = {"abduction_deg": float(rng.uniform(-5.0, 12.0)),
                       "rotation_deg": float(rng.uniform(-20.0, 20.0)),
                       "flexion_deg": float(rng.uniform(-3.0, 10.0))}
-        rotations[side] = leg_rotation(side, *pose[side].values())
+        axis = np.asarray(landmarks[side]["condyles"], float) - hips[side]
+        rotations[side] = leg_rotation(side, *pose[side].values(), leg_axis=axis)
     girth = rng.uniform(0.85, 1.15)
     scale = np.array([girth * rng.uniform(0.95, 1.05), girth * rng.uniform(0.95, 1.05),
                       rng.uniform(0.85, 1.15)])

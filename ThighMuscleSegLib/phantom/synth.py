@@ -19,7 +19,7 @@ from ..progress import NULL, Progress
 from . import composition
 from .deform import make_deformation
 from .muscles import apply_factors, draw_factors
-from .template import DATA_DIR, DEPTH_UNIT_MM, Template, build_template, load_template
+from .template import DATA_DIR, DEPTH_UNIT_MM, Template, build_template, envelope_depth, load_template
 
 GENERATOR_VERSION = f"phantom-1.0 (thighseg {__version__})"
 SIZES = {
@@ -86,17 +86,96 @@ def _reference(origin, spacing, size) -> sitk.Image:
     return ref
 
 
-def _displacement(deform, origin, spacing, size) -> sitk.DisplacementFieldTransform:
+def _field(deform, side: str, origin, spacing, size):
+    """The ``side`` leg's backward map as a coarse displacement field, and the CT index box
+    where that leg's body (with up to 5 cm of fat) can be."""
     ext = np.asarray(spacing) * (np.asarray(size) - 1)
     n = np.ceil(ext / COARSE_MM).astype(int) + 3
     o = np.asarray(origin) - COARSE_MM
     g = np.stack(np.meshgrid(*[o[i] + COARSE_MM * np.arange(n[i]) for i in range(3)], indexing="ij"), -1)
     pts = g.reshape(-1, 3)
-    disp = (deform.backward(pts) - pts).reshape(n[0], n[1], n[2], 3).transpose(2, 1, 0, 3)
+    q = deform.backward(pts, side)
+    disp = (q - pts).reshape(n[0], n[1], n[2], 3).transpose(2, 1, 0, 3)
     field = sitk.GetImageFromArray(disp.astype(np.float64), isVector=True)
     field.SetOrigin(o.tolist())
     field.SetSpacing([COARSE_MM] * 3)
-    return sitk.DisplacementFieldTransform(field)
+    return sitk.DisplacementFieldTransform(field), q.reshape(n[0], n[1], n[2], 3), o
+
+
+@dataclass
+class SplitTemplate:
+    """The template cut at the midline into a right and a left half, each with the fat depth
+    of its own leg: a leg resampled through its own map only ever sees its own tissue."""
+
+    template: Template
+    midline_x: float
+    depth: dict  # side -> depth array (DEPTH_UNIT_MM) of that half
+
+    @property
+    def cut(self) -> int:
+        return int(round((self.midline_x - self.template.origin[0]) / self.template.spacing))
+
+    def half(self, labels: np.ndarray, side: str) -> np.ndarray:
+        out = np.zeros_like(labels)
+        if side == "right":
+            out[:, :, :self.cut] = labels[:, :, :self.cut]
+        else:
+            out[:, :, self.cut:] = labels[:, :, self.cut:]
+        return out
+
+    def image(self, arr: np.ndarray) -> sitk.Image:
+        return self.template.image(arr)
+
+    def near_body(self, q: np.ndarray, side: str) -> np.ndarray:
+        t = self.template
+        idx = np.rint((q - np.asarray(t.origin)) / t.spacing).astype(int)[..., ::-1]
+        ok = np.all((idx >= 0) & (idx < t.labels.shape), axis=-1)
+        out = np.zeros(q.shape[:-1], bool)
+        i = idx[ok]
+        out[ok] = self.depth[side][i[:, 0], i[:, 1], i[:, 2]] * DEPTH_UNIT_MM < 50.0
+        return out
+
+
+def _resample_legs(split: SplitTemplate, labels_t: np.ndarray, deform, origin, spacing, shape):
+    """Both legs' maps resampled onto one box of the CT grid; each voxel takes the leg whose
+    envelope is nearer (legs pressed together: the right one), so the legs meet cleanly."""
+    fields, boxes = {}, []
+    for side in ("right", "left"):
+        tf, q, o = _field(deform, side, origin, spacing, shape)
+        fields[side] = tf
+        idx = np.argwhere(split.near_body(q, side))
+        if idx.size:
+            boxes.append((o + (idx.min(0) - 1) * COARSE_MM, o + (idx.max(0) + 1) * COARSE_MM))
+    size = np.asarray(shape)
+    if not boxes:
+        lo, hi = np.zeros(3, int), np.minimum(size, 2)
+    else:
+        lo = np.clip(np.floor((np.min([b[0] for b in boxes], 0) - origin) / spacing).astype(int), 0, size - 1)
+        hi = np.clip(np.ceil((np.max([b[1] for b in boxes], 0) - origin) / spacing).astype(int) + 1, lo + 1, size)
+    box = _reference(origin + lo * spacing, spacing, hi - lo)
+    tissue = depth = None
+    for side in ("right", "left"):
+        lab = sitk.GetArrayFromImage(sitk.Resample(split.image(split.half(labels_t, side)), box, fields[side],
+                                                   sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8))
+        dep = sitk.GetArrayFromImage(sitk.Resample(split.image(split.depth[side]), box, fields[side],
+                                                   sitk.sitkLinear, 255.0, sitk.sitkFloat32))
+        if tissue is None:
+            tissue, depth = lab, dep
+        else:
+            take = dep < depth
+            tissue[take] = lab[take]
+            depth[take] = dep[take]
+    return tissue, depth * DEPTH_UNIT_MM, lo
+
+
+@functools.lru_cache(maxsize=4)
+def _split(anatomy: str | None) -> SplitTemplate:
+    t = _template(anatomy)
+    mid = (t.landmarks["right"]["head"][0] + t.landmarks["left"]["head"][0]) / 2
+    s = SplitTemplate(t, mid, {})
+    for side in ("right", "left"):
+        s.depth[side] = envelope_depth(s.half(t.labels, side), t.spacing)
+    return s
 
 
 def make_case(seed: int, *, size: str = "full", anatomy: Path | None = None,
@@ -106,7 +185,8 @@ def make_case(seed: int, *, size: str = "full", anatomy: Path | None = None,
         raise ValueError(f"size must be one of {', '.join(SIZES)}, not {size!r}")
     progress = progress or NULL
     progress.update("phantom", 0.0, f"case seed {seed}: template")
-    t = _template(None if anatomy is None else str(Path(anatomy).resolve()))
+    split = _split(None if anatomy is None else str(Path(anatomy).resolve()))
+    t = split.template
     rng = np.random.default_rng(seed)
     params: dict = {"seed": int(seed), "size": size, "generator": GENERATOR_VERSION,
                     "anatomy": "bundled VHF template" if anatomy is None else str(anatomy)}
@@ -115,19 +195,13 @@ def make_case(seed: int, *, size: str = "full", anatomy: Path | None = None,
     factors = draw_factors(rng)
     params["muscle_volume_factor"] = {str(k): round(v, 3) for k, v in factors.items()}
     origin, spacing, shape = _scanner_grid(rng, size, t, deform, params)
-    origin_sh = origin  # physical shift is already inside the deformation
     progress.update("phantom", 0.15, "atrophy and hypertrophy")
     labels_t = apply_factors(t.labels, factors)
     progress.update("phantom", 0.3, "resampling onto the scanner grid")
-    ref = _reference(origin_sh, spacing, shape)
-    tf = _displacement(deform, origin_sh, spacing, shape)
-    lab_img = sitk.Resample(t.image(labels_t), ref, tf, sitk.sitkNearestNeighbor, 0, sitk.sitkUInt8)
-    dep_img = sitk.Resample(t.image(t.depth.astype(np.float32) * DEPTH_UNIT_MM), ref, tf,
-                            sitk.sitkLinear, 255.0, sitk.sitkFloat32)
+    tissue, depth, lo_i = _resample_legs(split, labels_t, deform, origin, spacing, shape)
     progress.update("phantom", 0.6, "Hounsfield values, blur and noise")
-    tissue = sitk.GetArrayFromImage(lab_img)
-    depth = sitk.GetArrayFromImage(dep_img)
-    ct, labels = composition.compose(rng, tissue, depth, spacing, params)
+    ct, labels = composition.compose(rng, tissue, depth, spacing, params, shape[::-1], lo_i[::-1])
+    ref = _reference(origin, spacing, shape)
     ct_img = sitk.GetImageFromArray(ct)
     ct_img.CopyInformation(ref)
     lab_out = sitk.GetImageFromArray(labels)
