@@ -39,7 +39,7 @@ _MUSCLE_RULES: tuple[tuple[str, str], ...] = (
     (r"glut\w*max", "gluteus_maximus"),
     (r"glut\w*med", "gluteus_medius"),
     (r"glut\w*min", "gluteus_minimus"),
-    (r"tensor", "tensor_fasciae_latae"),
+    (r"^tensor", "tensor_fasciae_latae"),  # not "extensor"
     (r"pectin", "pectineus"),
     (r"il+iac", "iliacus"),
     (r"psoas", "psoas_major"),

@@ -54,6 +54,7 @@ class Deformation:
     lattice: np.ndarray  # (3, nz, ny, nx) elastic displacement, mm (backward)
     lattice_origin: np.ndarray
     blend_mm: float = 14.0
+    _coefficients: list | None = None
 
     def _leg_weight(self, q: np.ndarray, side: str) -> np.ndarray:
         """0 above the hip, 1 below it: the pelvis stays, the leg turns about the hip."""
@@ -62,8 +63,10 @@ class Deformation:
 
     def elastic(self, w: np.ndarray) -> np.ndarray:
         idx = (w - self.lattice_origin) / ELASTIC_LATTICE_MM
-        return np.stack([ndi.map_coordinates(self.lattice[c], idx[:, ::-1].T, order=3, mode="nearest")
-                         for c in range(3)], 1)
+        if self._coefficients is None:  # cubic spline coefficients, computed once
+            self._coefficients = [ndi.spline_filter(self.lattice[c], order=3, mode="nearest") for c in range(3)]
+        return np.stack([ndi.map_coordinates(self._coefficients[c], idx[:, ::-1].T, order=3, mode="nearest",
+                                             prefilter=False) for c in range(3)], 1)
 
     def backward(self, p: np.ndarray, side: str | None = None) -> np.ndarray:
         """(n, 3) CT physical mm -> (n, 3) template mm, as seen by the ``side`` leg's map (a
@@ -83,12 +86,15 @@ class Deformation:
         use_right = cand["right"][:, 0] < self.midline_x
         return np.where(use_right[:, None], cand["right"], cand["left"])
 
-    def forward(self, q: np.ndarray, iterations: int = 40) -> np.ndarray:
+    def forward(self, q: np.ndarray, iterations: int = 60, tol_mm: float = 1e-3) -> np.ndarray:
         """(n, 3) template mm -> CT physical mm, by inverting ``backward``."""
         q = np.asarray(q, float)
         p = self.shift + self.centre + (q - self.centre) * self.scale
         for _ in range(iterations):
-            p = p + (q - self.backward(p)) * self.scale
+            err = q - self.backward(p)
+            p = p + err * self.scale
+            if np.abs(err).max() < tol_mm:
+                break
         return p
 
 

@@ -24,7 +24,7 @@ from .template import DATA_DIR, DEPTH_UNIT_MM, Template, build_template, envelop
 GENERATOR_VERSION = f"phantom-1.0 (thighseg {__version__})"
 SIZES = {
     # matrix, pixel mm range, slice mm range, most slices
-    "full": (512, (0.6, 0.95), (1.0, 2.0), 400),
+    "full": (512, (0.6, 0.95), (1.0, 2.0), 320),  # <= 320 slices keeps a case near 15 s
     "small": (256, (1.7, 2.0), (2.5, 3.5), 200),
 }
 COARSE_MM = 6.0  # spacing of the displacement field handed to SimpleITK
@@ -152,7 +152,17 @@ def _resample_legs(split: SplitTemplate, labels_t: np.ndarray, deform, origin, s
     else:
         lo = np.clip(np.floor((np.min([b[0] for b in boxes], 0) - origin) / spacing).astype(int), 0, size - 1)
         hi = np.clip(np.ceil((np.max([b[1] for b in boxes], 0) - origin) / spacing).astype(int) + 1, lo + 1, size)
-    box = _reference(origin + lo * spacing, spacing, hi - lo)
+    # The template holds 2 mm detail: below ~1.2 mm pixels, resample on a grid of 2x2 pixel
+    # blocks (4x faster) and upsample: labels by repetition, the fat depth bilinearly.
+    f = 2 if spacing[0] < 1.2 else 1
+    for i in (0, 1):
+        if (hi[i] - lo[i]) % f:
+            hi[i] = min(hi[i] + 1, size[i]) if hi[i] < size[i] else hi[i]
+            lo[i] = lo[i] - 1 if (hi[i] - lo[i]) % f else lo[i]
+    coarse_sp = np.array([spacing[0] * f, spacing[1] * f, spacing[2]])
+    coarse_org = origin + lo * spacing + [(f - 1) * spacing[0] / 2, (f - 1) * spacing[1] / 2, 0]
+    coarse_size = np.array([(hi[0] - lo[0]) // f, (hi[1] - lo[1]) // f, hi[2] - lo[2]])
+    box = _reference(coarse_org, coarse_sp, coarse_size)
     tissue = depth = None
     for side in ("right", "left"):
         lab = sitk.GetArrayFromImage(sitk.Resample(split.image(split.half(labels_t, side)), box, fields[side],
@@ -165,6 +175,13 @@ def _resample_legs(split: SplitTemplate, labels_t: np.ndarray, deform, origin, s
             take = dep < depth
             tissue[take] = lab[take]
             depth[take] = dep[take]
+    if f == 2:
+        tissue = np.repeat(np.repeat(tissue, 2, axis=1), 2, axis=2)
+        coarse = sitk.GetImageFromArray(depth)
+        coarse.CopyInformation(box)
+        fine = _reference(origin + lo * spacing, spacing, hi - lo)
+        depth = sitk.GetArrayFromImage(sitk.Resample(coarse, fine, sitk.Transform(), sitk.sitkLinear, 255.0,
+                                                     sitk.sitkFloat32))
     return tissue, depth * DEPTH_UNIT_MM, lo
 
 
