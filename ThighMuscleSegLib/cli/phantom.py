@@ -1,13 +1,66 @@
-"""``thighseg phantom``: not built yet (the Phantoms issue)."""
+"""``thighseg phantom``: anatomical thigh CT phantoms with labels."""
 
 from __future__ import annotations
 
-from .common import not_built
+import time
+from pathlib import Path
+
+from ..io import InputError
+from ..progress import Progress, human_sink, json_lines_sink
 
 
 def add_arguments(parser) -> None:
-    parser.add_argument("OUT_DIR", help="folder to write the cases into")
+    parser.add_argument("OUT_DIR", help="folder to write the cases into (case_000/, case_001/, ...)")
+    parser.add_argument("--cases", type=int, default=1, help="number of cases (default 1)")
+    parser.add_argument("--seed", type=int, default=0, help="seed of the first case; case i uses seed+i")
+    parser.add_argument("--anatomy", type=Path, default=None,
+                        help="folder of *_<Left|Right>_Muscle_<Name>_smooth.stl surfaces "
+                             "(default: the bundled Visible Human Female template)")
+    parser.add_argument("--format", choices=("nifti", "dicom"), default="nifti",
+                        help="dicom also writes case_NNN/dicom/ (a CT series)")
+    parser.add_argument("--size", choices=("full", "small"), default="full",
+                        help="full: 512x512 scanner grid; small: 256x256, ~2 mm (fast)")
+    parser.add_argument("--preview", action="store_true", help="write case_NNN/preview.png")
+    parser.add_argument("--calibration", action="store_true",
+                        help="print the phantom's Hounsfield values against the real CT in ../shared")
+    parser.add_argument("--progress", choices=("human", "json"), default="human")
 
 
 def run(args) -> int:
-    return not_built("phantom", "the Phantoms issue")
+    from ..phantom.synth import make_case
+    from ..phantom.writer import write_case
+
+    if args.calibration:
+        _print_calibration()
+    if args.cases < 1:
+        raise InputError("--cases must be at least 1")
+    out = Path(args.OUT_DIR)
+    if out.exists() and not out.is_dir():
+        raise InputError(f"{out} exists and is not a folder")
+    sink = json_lines_sink() if args.progress == "json" else human_sink()
+    progress = Progress({"phantom": 0.8, "write": 0.2}, sink)
+    written = []
+    for i in range(args.cases):
+        t0 = time.perf_counter()
+        case = make_case(args.seed + i, size=args.size, anatomy=args.anatomy, progress=progress)
+        t1 = time.perf_counter()
+        folder = write_case(case, out / f"case_{i:03d}", args.format)
+        if args.preview:
+            from ..phantom.preview import write_preview
+
+            write_preview(case.ct, case.labels, folder / "preview.png", f"seed {args.seed + i}")
+        t2 = time.perf_counter()
+        progress.update("write", (i + 1) / args.cases,
+                        f"{folder}: synthesis {t1 - t0:.1f} s, writing {t2 - t1:.1f} s")
+        written.append(str(folder))
+    progress.finish("done", outputs=written)
+    return 0
+
+
+def _print_calibration() -> None:
+    from ..phantom.hounsfield import calibration_table
+
+    ct_dir = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "visible-human-female" / "ct"
+    if not ct_dir.is_dir():
+        raise InputError(f"real CT not found at {ct_dir}: the calibration needs ../shared/data")
+    print(calibration_table(ct_dir))

@@ -1,0 +1,1 @@
+"""Anatomical thigh CT phantoms: template from surfaces, case synthesis."""

@@ -1,0 +1,124 @@
+"""The spatial part of a case: template -> patient by leg pose, elastic warp, scale, shift.
+
+Only the backward map (CT point -> template point) is evaluated densely (resampling pulls
+values from the template); the few landmarks that must go forward (femur axis) are mapped by
+inverting it with a fixed-point iteration.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+from scipy import ndimage as ndi
+
+ELASTIC_LATTICE_MM = 50.0
+
+
+def _rot(axis: int, deg: float) -> np.ndarray:
+    c, s = np.cos(np.radians(deg)), np.sin(np.radians(deg))
+    i, j = [(1, 2), (0, 2), (0, 1)][axis]
+    r = np.eye(3)
+    r[i, i], r[i, j], r[j, i], r[j, j] = c, -s, s, c
+    return r
+
+
+def _axis_rotation(axis: np.ndarray, deg: float) -> np.ndarray:
+    u = np.asarray(axis, float) / np.linalg.norm(axis)
+    k = np.array([[0, -u[2], u[1]], [u[2], 0, -u[0]], [-u[1], u[0], 0]])
+    t = np.radians(deg)
+    return np.eye(3) + np.sin(t) * k + (1 - np.cos(t)) * k @ k
+
+
+def leg_rotation(side: str, abduction: float, rotation: float, flexion: float,
+                 leg_axis: np.ndarray = np.array([0.0, 0.0, -1.0])) -> np.ndarray:
+    """Rotation of one leg about its hip (LPS). Abduction moves the knee laterally (-x for
+    the right leg, +x for the left), rotation turns the leg about its own mechanical axis
+    (hip to knee), flexion brings the knee forward (-y)."""
+    sign = 1.0 if side == "right" else -1.0
+    # About y: x' = cos*x - sin*z, so a positive angle moves a knee below the hip (z<0) to +x.
+    abd = _rot(1, -sign * abduction)
+    rot = _axis_rotation(leg_axis, sign * rotation)
+    flex = _rot(0, -flexion)  # about x: y' = cos*y - sin*z; knee below hip goes to -y
+    return rot @ abd @ flex
+
+
+@dataclass
+class Deformation:
+    hips: dict  # side -> hip centre (template mm)
+    rotations: dict  # side -> 3x3 forward rotation
+    midline_x: float
+    centre: np.ndarray  # scale centre (template mm)
+    scale: np.ndarray  # (sx, sy, sz)
+    shift: np.ndarray  # world -> CT physical
+    lattice: np.ndarray  # (3, nz, ny, nx) elastic displacement, mm (backward)
+    lattice_origin: np.ndarray
+    blend_mm: float = 14.0
+    _coefficients: list | None = None
+
+    def _leg_weight(self, q: np.ndarray, side: str) -> np.ndarray:
+        """0 above the hip, 1 below it: the pelvis stays, the leg turns about the hip."""
+        hip = self.hips[side]
+        return 1.0 / (1.0 + np.exp(np.clip((q[:, 2] - (hip[2] - 25.0)) / self.blend_mm, -50, 50)))
+
+    def elastic(self, w: np.ndarray) -> np.ndarray:
+        idx = (w - self.lattice_origin) / ELASTIC_LATTICE_MM
+        if self._coefficients is None:  # cubic spline coefficients, computed once
+            self._coefficients = [ndi.spline_filter(self.lattice[c], order=3, mode="nearest") for c in range(3)]
+        return np.stack([ndi.map_coordinates(self._coefficients[c], idx[:, ::-1].T, order=3, mode="nearest",
+                                             prefilter=False) for c in range(3)], 1)
+
+    def backward(self, p: np.ndarray, side: str | None = None) -> np.ndarray:
+        """(n, 3) CT physical mm -> (n, 3) template mm, as seen by the ``side`` leg's map (a
+        smooth map of the whole space); without ``side`` each point takes the map of the leg
+        whose inverse pose lands it on that leg's side of the midline."""
+        w = np.asarray(p, float) - self.shift
+        w = self.centre + (w - self.centre) / self.scale
+        q = w - self.elastic(w)
+        cand = {}
+        for s, hip in self.hips.items():
+            if side in (None, s):
+                weight = self._leg_weight(q, s)[:, None]
+                unposed = hip + (q - hip) @ self.rotations[s]  # R^T (q - hip) for row vectors
+                cand[s] = q + weight * (unposed - q)
+        if side is not None:
+            return cand[side]
+        use_right = cand["right"][:, 0] < self.midline_x
+        return np.where(use_right[:, None], cand["right"], cand["left"])
+
+    def forward(self, q: np.ndarray, iterations: int = 60, tol_mm: float = 1e-3) -> np.ndarray:
+        """(n, 3) template mm -> CT physical mm, by inverting ``backward``."""
+        q = np.asarray(q, float)
+        p = self.shift + self.centre + (q - self.centre) * self.scale
+        for _ in range(iterations):
+            err = q - self.backward(p)
+            p = p + err * self.scale
+            if np.abs(err).max() < tol_mm:
+                break
+        return p
+
+
+def make_deformation(rng: np.random.Generator, landmarks: dict, centre: np.ndarray,
+                     extent_mm: np.ndarray, params: dict) -> Deformation:
+    """Draw pose, scale, elastic field and shift into ``params`` and return the deformation."""
+    hips = {s: np.asarray(landmarks[s]["head"], float) for s in ("right", "left")}
+    midline = float((hips["right"][0] + hips["left"][0]) / 2)
+    pose, rotations = {}, {}
+    for side in ("right", "left"):
+        pose[side] = {"abduction_deg": float(rng.uniform(-5.0, 12.0)),
+                      "rotation_deg": float(rng.uniform(-20.0, 20.0)),
+                      "flexion_deg": float(rng.uniform(-3.0, 10.0))}
+        axis = np.asarray(landmarks[side]["condyles"], float) - hips[side]
+        rotations[side] = leg_rotation(side, *pose[side].values(), leg_axis=axis)
+    girth = rng.uniform(0.85, 1.15)
+    scale = np.array([girth * rng.uniform(0.95, 1.05), girth * rng.uniform(0.95, 1.05),
+                      rng.uniform(0.85, 1.15)])
+    amp = float(rng.uniform(2.0, 8.0))
+    lat_shape = tuple(int(v) for v in np.ceil(extent_mm[::-1] / ELASTIC_LATTICE_MM) + 3)
+    lattice = np.stack([ndi.gaussian_filter(rng.standard_normal(lat_shape), 0.7) for _ in range(3)])
+    lattice *= amp / max(float(np.abs(lattice).max()), 1e-6)
+    lat_origin = centre - extent_mm / 2 - ELASTIC_LATTICE_MM
+    shift = np.round(rng.uniform([-250, -250, -900], [250, 250, 900]), 1)
+    params.update({"pose": pose, "scale": scale.round(4).tolist(), "elastic_amplitude_mm": round(amp, 2),
+                   "physical_shift_mm": shift.tolist()})
+    return Deformation(hips, rotations, midline, centre, scale, shift, lattice, lat_origin)
