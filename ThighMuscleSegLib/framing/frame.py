@@ -1,0 +1,103 @@
+"""The frame of one thigh: CT physical space (LPS, mm) <-> the model grid.
+
+The grid is 128 × 128 × 180 voxels of 2 mm (256 × 256 × 360 mm), stored (z, y, x). Grid
+point coordinates are centred on the field: ``g = (index - (size - 1) / 2) * 2 mm``, in
+(x, y, z) order. A frame maps them into the CT by ``p = centre + R · M · g`` where R is a
+rotation that takes the grid's z axis onto the femur's long axis (pointing superior) while
+turning the in-plane axes as little as possible, and M mirrors x for the left thigh (so a
+left thigh looks like a right one). The inverse is ``g = Mᵀ Rᵀ (p - centre)``, exact by
+construction: both directions use the same matrix.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import asdict, dataclass, field
+
+import numpy as np
+
+GRID_SHAPE_ZYX = (180, 128, 128)
+GRID_SPACING_MM = 2.0
+
+
+def rotation_z_to(axis: np.ndarray) -> np.ndarray:
+    """The smallest rotation taking (0, 0, 1) onto ``axis`` (Rodrigues)."""
+    a = np.asarray(axis, float)
+    a = a / np.linalg.norm(a)
+    if a[2] < 0:
+        a = -a
+    z = np.array([0.0, 0.0, 1.0])
+    v = np.cross(z, a)
+    s, c = np.linalg.norm(v), float(a @ z)
+    if s < 1e-12:
+        return np.eye(3)
+    vx = np.array([[0, -v[2], v[1]], [v[2], 0, -v[0]], [-v[1], v[0], 0]])
+    return np.eye(3) + vx + vx @ vx * ((1 - c) / s**2)
+
+
+@dataclass
+class ThighFrame:
+    side: str  # "right" | "left"
+    centre: tuple[float, float, float]  # LPS mm: the field's centre
+    axis: tuple[float, float, float]  # unit vector, the femur's long axis (superior)
+    z_range_mm: tuple[float, float]  # CT z range of the thigh that placed the field
+    found: str = "auto"  # "auto" | "manual"
+    notes: list[str] = field(default_factory=list)
+    split_plane: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # (point, normal to this side)
+    grid_shape: tuple[int, int, int] = GRID_SHAPE_ZYX
+    spacing_mm: float = GRID_SPACING_MM
+
+    @property
+    def mirror(self) -> bool:
+        return self.side == "left"
+
+    def linear(self) -> np.ndarray:
+        """R · M: grid point coordinates (mm) -> CT directions."""
+        m = np.diag([-1.0, 1.0, 1.0]) if self.mirror else np.eye(3)
+        return rotation_z_to(np.array(self.axis)) @ m
+
+    def grid_origin(self) -> np.ndarray:
+        """Grid point coordinate (x, y, z mm) of voxel (0, 0, 0)."""
+        size_xyz = np.array(self.grid_shape[::-1], float)
+        return -(size_xyz - 1) / 2 * self.spacing_mm
+
+    def grid_points_to_ct(self, g: np.ndarray) -> np.ndarray:
+        """(N, 3) grid point coordinates -> (N, 3) CT LPS points."""
+        return np.asarray(g) @ self.linear().T + np.array(self.centre)
+
+    def ct_to_grid_points(self, p: np.ndarray) -> np.ndarray:
+        return (np.asarray(p) - np.array(self.centre)) @ self.linear()
+
+    def index_to_ct(self, ijk: np.ndarray) -> np.ndarray:
+        """(N, 3) grid indices (x, y, z order) -> CT LPS points."""
+        return self.grid_points_to_ct(self.grid_origin() + np.asarray(ijk, float) * self.spacing_mm)
+
+    def corners_ct(self) -> np.ndarray:
+        size = np.array(self.grid_shape[::-1]) - 1
+        ijk = np.array([[i, j, k] for i in (0, size[0]) for j in (0, size[1]) for k in (0, size[2])], float)
+        return self.index_to_ct(ijk)
+
+    def on_this_side(self, p: np.ndarray) -> np.ndarray:
+        """Whether CT points are on this thigh's side of the split between the legs."""
+        if self.split_plane is None:
+            return np.ones(len(p), bool)
+        point, normal = (np.array(v) for v in self.split_plane)
+        return (np.asarray(p) - point) @ normal >= 0
+
+    def to_json(self) -> str:
+        return json.dumps(asdict(self), indent=2)
+
+    @classmethod
+    def from_json(cls, text: str) -> "ThighFrame":
+        d = json.loads(text)
+        d["centre"], d["axis"], d["z_range_mm"] = tuple(d["centre"]), tuple(d["axis"]), tuple(d["z_range_mm"])
+        d["grid_shape"] = tuple(d["grid_shape"])
+        if d.get("split_plane") is not None:
+            d["split_plane"] = tuple(tuple(v) for v in d["split_plane"])
+        return cls(**d)
+
+    def axis_angle_deg(self, direction) -> float:
+        """Angle between this frame's axis and another direction (sign ignored)."""
+        a, b = np.array(self.axis), np.asarray(direction, float)
+        cos = abs(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b))
+        return float(np.degrees(np.arccos(min(cos, 1.0))))
