@@ -60,7 +60,10 @@ def run(args) -> int:
 def _print_calibration() -> None:
     from ..phantom.hounsfield import calibration_table
 
-    ct_dir = Path(__file__).resolve().parents[2].parent / "shared" / "data" / "visible-human-female" / "ct"
+    import os
+
+    shared = Path(os.environ.get("THIGHSEG_SHARED_DATA", Path(__file__).resolve().parents[2].parent / "shared" / "data"))
+    ct_dir = shared / "visible-human-female" / "ct"
     if not ct_dir.is_dir():
         raise InputError(f"real CT not found at {ct_dir}: the calibration needs ../shared/data")
     print(calibration_table(ct_dir))

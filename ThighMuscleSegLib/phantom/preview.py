@@ -30,7 +30,7 @@ def write_preview(ct: sitk.Image, labels: sitk.Image, dest: str | Path, title: s
     sx, sy, sz = ct.GetSpacing()
     zs = np.nonzero(((lab >= 1) & (lab <= 20)).any(axis=(1, 2)))[0]
     z_lo, z_hi = (zs.min(), zs.max()) if zs.size else (0, a.shape[0] - 1)
-    levels = [int(z_lo + f * (z_hi - z_lo)) for f in (0.85, 0.5, 0.15)]  # proximal, mid, distal
+    levels = [int(z_lo + f * (z_hi - z_lo)) for f in (0.8, 0.5, 0.25)]  # proximal, mid, distal
     lut = _colours()
     cols = np.nonzero(lab[levels[1]] > 0)[1]
     x_right = int(np.percentile(cols[lab[levels[1]][lab[levels[1]] > 0] <= 10], 50)) if cols.size and (lab[levels[1]] > 0).any() and (lab[levels[1]][lab[levels[1]] > 0] <= 10).any() else a.shape[2] // 2
