@@ -195,6 +195,28 @@ def _split(anatomy: str | None) -> SplitTemplate:
     return s
 
 
+def _shaft_axis_points(t: Template) -> dict[str, np.ndarray]:
+    """Per side, two points (template mm) on the line fitted through the centres of the
+    femoral shaft's fatty marrow: the anatomical long axis that framing measures (the
+    head-to-condyles line in ``femur_axis`` is the mechanical axis, a few degrees off)."""
+    from .template import SHAFT_MARROW
+
+    zs, ys, xs = np.nonzero(t.labels == SHAFT_MARROW)
+    pts = np.array(t.origin) + np.stack([xs, ys, zs], 1) * t.spacing
+    mid_x = (t.landmarks["right"]["condyles"][0] + t.landmarks["left"]["condyles"][0]) / 2
+    out = {}
+    for side, sel in (("right", pts[:, 0] < mid_x), ("left", pts[:, 0] >= mid_x)):
+        p = pts[sel]
+        levels = np.unique(p[:, 2])
+        centres = np.array([p[p[:, 2] == z].mean(axis=0) for z in levels])
+        c = centres.mean(axis=0)
+        d = np.linalg.svd(centres - c, full_matrices=False)[2][0]
+        d = d if d[2] > 0 else -d
+        half = (levels.max() - levels.min()) / 2 / d[2]
+        out[side] = np.array([c + half * d, c - half * d])
+    return out
+
+
 def make_case(seed: int, *, size: str = "full", anatomy: Path | None = None,
               progress: Progress | None = None) -> PhantomCase:
     """Synthesize one case; the same seed (and anatomy) gives the same case."""
@@ -226,6 +248,8 @@ def make_case(seed: int, *, size: str = "full", anatomy: Path | None = None,
     marks = {s: np.array([t.landmarks[s]["head"], t.landmarks[s]["condyles"]]) for s in ("right", "left")}
     params["femur_axis"] = {s: dict(zip(("proximal", "distal"), deform.forward(m).round(2).tolist()))
                             for s, m in marks.items()}
+    params["femur_shaft_axis"] = {s: dict(zip(("proximal", "distal"), deform.forward(m).round(2).tolist()))
+                                  for s, m in _shaft_axis_points(t).items()}
     zs = np.nonzero(((labels >= 1) & (labels <= 20)).any(axis=(1, 2)))[0]
     params["thigh_z_range_mm"] = ([round(float(origin[2] + spacing[2] * zs.min()), 2),
                                    round(float(origin[2] + spacing[2] * zs.max()), 2)] if zs.size else None)

@@ -1,0 +1,133 @@
+"""Thigh framing (the paper's normalisation): find each thigh, split left from right, align
+it with its femur, crop a fixed 256 × 256 × 360 mm field at 2 mm, mirror the left, and put
+results back into the CT with the exact inverse.
+
+``frame_thighs(ct)`` -> frames; ``to_grid`` / ``from_grid`` / ``map_to_ct`` move images
+between the CT and the grid.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..io import InputError
+from . import locate as L
+from .frame import GRID_SHAPE_ZYX, GRID_SPACING_MM, ThighFrame
+from .resample import from_grid, map_to_ct, to_grid
+
+__all__ = ["GRID_SHAPE_ZYX", "GRID_SPACING_MM", "NoThighError", "ThighFrame", "frame_thighs", "from_grid",
+           "map_to_ct", "to_grid"]
+
+FIELD_MM = GRID_SHAPE_ZYX[0] * GRID_SPACING_MM
+PROXIMAL_SHIFT_MM = 20.0  # the muscle bulk sits above the shaft's middle
+ABOVE_SHAFT_MM = 100.0  # field top above a shaft top when the CT cuts the knee end
+BELOW_SHAFT_MM = 60.0  # field bottom below a shaft bottom when the CT cuts the hip end
+
+
+class NoThighError(InputError):
+    """The CT holds no thigh that can be framed; the message says what it does hold."""
+
+
+def frame_thighs(ct: sitk.Image, override: dict | None = None, progress=None) -> list[ThighFrame]:
+    """One frame per thigh found (right first). ``override`` replaces the automatic search:
+    ``{"z_range_mm": (lo, hi)}`` limits it to a superior-inferior range, or
+    ``{"boxes": {"right": (x0, y0, z0, x1, y1, z1), ...}}`` gives each thigh's box in LPS mm."""
+    if override and "boxes" in override:
+        return _frames_from_boxes(override["boxes"])
+    work = L.working_copy(ct)
+    if progress is not None:
+        progress.update("frame", 0.3, "looking for the femoral shafts")
+    findings = L.analyse_slices(work)
+    step = work.GetSpacing()[2]
+    z_limits = (work.GetOrigin()[2], work.GetOrigin()[2] + step * (work.GetSize()[2] - 1))
+    manual = bool(override and "z_range_mm" in override)
+    if manual:
+        lo, hi = sorted(float(v) for v in override["z_range_mm"])
+        findings = [f for f in findings if lo <= f.z_mm <= hi]
+        if not findings:
+            raise NoThighError(f"the thigh range {lo:.0f}..{hi:.0f} mm lies outside the CT "
+                               f"(z = {z_limits[0]:.0f}..{z_limits[1]:.0f} mm)")
+    runs = L.thigh_runs(findings, step, z_limits)
+    minimum = 2 * step if manual else L.MIN_THIGH_MM
+    good = {s: r for s, r in runs.items() if r.length_mm >= minimum}
+    if not good:
+        raise NoThighError(describe(findings, runs, z_limits))
+    frames = [_frame_for_run(r, manual) for s, r in sorted(good.items(), key=lambda kv: kv[0] != "right")]
+    if len(frames) == 2:
+        _set_split(frames)
+    if progress is not None:
+        progress.update("frame", 1.0, "found " + " and ".join(f"the {f.side} thigh" for f in frames))
+    return frames
+
+
+def _frame_for_run(run: L.ThighRun, manual: bool) -> ThighFrame:
+    axis = L.fit_axis(run.points)
+    on_axis = run.points.mean(axis=0)
+    s = (run.points - on_axis) @ axis
+    s_lo, s_hi = float(s.min()), float(s.max())
+    notes = []
+    if run.cut_below and not run.cut_above:
+        centre_s = s_hi + ABOVE_SHAFT_MM - FIELD_MM / 2
+        notes.append(f"the CT cuts the {run.side} thigh at its knee end (z = {run.z_lo:.0f} mm)")
+    elif run.cut_above and not run.cut_below:
+        centre_s = s_lo - BELOW_SHAFT_MM + FIELD_MM / 2
+        notes.append(f"the CT cuts the {run.side} thigh at its hip end (z = {run.z_hi:.0f} mm)")
+    else:
+        centre_s = (s_lo + s_hi) / 2 + PROXIMAL_SHIFT_MM
+        if run.cut_below:
+            notes.append(f"the CT cuts the {run.side} thigh at both ends")
+    # In-plane: centre the field on the leg, not the femur (the femur sits off-centre).
+    offsets = run.leg_centres - on_axis
+    offsets -= np.outer(offsets @ axis, axis)
+    centre = on_axis + centre_s * axis + offsets.mean(axis=0)
+    return ThighFrame(run.side, tuple(float(v) for v in centre), tuple(float(v) for v in axis),
+                      (run.z_lo, run.z_hi), "manual" if manual else "auto", notes)
+
+
+def _set_split(frames: list[ThighFrame]) -> None:
+    """The plane halfway between the two fields, perpendicular to the line joining them in
+    the axial plane: each thigh keeps the voxels on its side, even where the legs touch."""
+    right, left = (next(f for f in frames if f.side == s) for s in ("right", "left"))
+    c_r, c_l = np.array(right.centre), np.array(left.centre)
+    normal = c_l - c_r
+    normal[2] = 0.0
+    normal /= np.linalg.norm(normal)
+    mid = tuple(float(v) for v in (c_r + c_l) / 2)
+    right.split_plane = (mid, tuple(float(v) for v in -normal))
+    left.split_plane = (mid, tuple(float(v) for v in normal))
+
+
+def _frames_from_boxes(boxes: dict) -> list[ThighFrame]:
+    frames = []
+    for side in ("right", "left"):
+        if side not in boxes:
+            continue
+        x0, y0, z0, x1, y1, z1 = (float(v) for v in boxes[side])
+        centre = ((x0 + x1) / 2, (y0 + y1) / 2, (z0 + z1) / 2)
+        frames.append(ThighFrame(side, centre, (0.0, 0.0, 1.0), (min(z0, z1), max(z0, z1)), "manual",
+                                 ["box given by the user; axis along the CT's z"]))
+    if not frames:
+        raise InputError("boxes must name 'right' and/or 'left'")
+    if len(frames) == 2:
+        _set_split(frames)
+    return frames
+
+
+def describe(findings: list[L.SliceFinding], runs: dict, z_limits) -> str:
+    """What the CT shows, for the 'no thigh' message."""
+    lo, hi = z_limits
+    seen = ", ".join(f"{r.length_mm:.0f} mm of femoral shaft on the {s}" for s, r in runs.items()) \
+        or "no femoral shaft"
+    legs = [f.legs for f in findings]
+    if not legs or max(legs) == 0:
+        region = "no body cross-section of leg size"
+    elif sum(1 for n in legs if n >= 2) > 0.5 * len(legs):
+        multi = sum(1 for f in findings if max(f.bones.values() or [0]) >= 2)
+        region = "two separate legs with two bones each (below the thigh: knee or lower leg)" \
+            if multi > 0.3 * len(findings) else "two separate legs"
+    else:
+        region = "a single body cross-section (the trunk or pelvis)"
+    return (f"no thigh found: the CT covers z = {lo:.0f}..{hi:.0f} mm and shows {region}, with {seen}; "
+            f"a thigh needs at least {L.MIN_THIGH_MM:.0f} mm of femoral shaft. Give a CT from hip to knee, "
+            "or set the thigh range by hand (--thigh-range).")

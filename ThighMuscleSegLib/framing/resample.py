@@ -1,0 +1,151 @@
+"""CT -> model grid (one resample per thigh) and model grid -> CT (exact inverse transform).
+
+The forward transform of a frame is an affine map of grid points to CT points; SimpleITK
+resamples with it directly from the stored CT (int16), so no full-resolution float copy of
+the CT is made. Going back, each thigh's grid is resampled only into the CT sub-block its
+field covers, and a voxel takes the label of the thigh on whose side of the split between
+the legs it lies, so touching thighs never claim each other's voxels.
+
+Labels going back: ``"nearest"`` (default); ``"linear"`` interpolates each label's indicator
+linearly and keeps the largest (probability-preserving: boundaries fall between grid voxels
+rather than on a 2 mm staircase). Measured on a full phantom: +0.01 mean Dice for about 8 s
+more per CT, so it is an option, not the default. Labels going forward use
+``"nearest"`` (or ``"label"``, SimpleITK's label-Gaussian vote, smoother but slow).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..classes import model_ids_to_ct_labels
+from .frame import ThighFrame
+
+AIR_HU = -1000.0
+_INTERPOLATORS = {"linear": sitk.sitkLinear, "nearest": sitk.sitkNearestNeighbor, "label": sitk.sitkLabelGaussian}
+
+
+def grid_reference(frame: ThighFrame) -> sitk.Image:
+    ref = sitk.Image([int(v) for v in frame.grid_shape[::-1]], sitk.sitkUInt8)
+    ref.SetSpacing([frame.spacing_mm] * 3)
+    ref.SetOrigin(tuple(frame.grid_origin()))
+    return ref
+
+
+def grid_to_ct_transform(frame: ThighFrame) -> sitk.AffineTransform:
+    """Maps grid points to CT points (what Resample needs to pull CT values onto the grid)."""
+    t = sitk.AffineTransform(3)
+    t.SetMatrix(tuple(frame.linear().ravel()))
+    t.SetTranslation(tuple(float(v) for v in frame.centre))
+    return t
+
+
+def _side_mask(frame: ThighFrame, ijk_to_point, shape_zyx) -> np.ndarray | None:
+    """(z, y, x) bool: voxels on this frame's side of the split (None when nothing to mask).
+    The signed distance to the split plane is affine in the voxel index: one (y, x) plane
+    of it is computed and compared against a per-slice threshold."""
+    if frame.split_plane is None:
+        return None
+    point, normal = (np.array(v, float) for v in frame.split_plane)
+    origin = ijk_to_point(np.zeros(3))
+    steps = [(ijk_to_point(np.eye(3)[a]) - origin) @ normal for a in range(3)]
+    nz, ny, nx = shape_zyx
+    plane = (np.arange(ny, dtype=np.float32)[:, None] * np.float32(steps[1])
+             + np.arange(nx, dtype=np.float32)[None, :] * np.float32(steps[0]))
+    thresholds = -((origin - point) @ normal + np.arange(nz) * steps[2])
+    mask = np.empty(shape_zyx, bool)
+    for k in range(nz):
+        np.greater_equal(plane, thresholds[k], out=mask[k])
+    return mask
+
+
+def to_grid(image: sitk.Image, frame: ThighFrame, interpolator: str = "linear",
+            default: float | None = None) -> np.ndarray:
+    """``image`` (CT or CT-space labels) on the frame's grid, (z, y, x).
+
+    CT ("linear") comes back as float32 HU with the other leg's side of the split set to air;
+    labels ("label" / "nearest") come back as uint8 with the other side set to 0."""
+    is_labels = interpolator != "linear"
+    fill = default if default is not None else (0.0 if is_labels else AIR_HU)
+    out_type = sitk.sitkUInt8 if is_labels else sitk.sitkFloat32
+    grid = sitk.Resample(image, grid_reference(frame), grid_to_ct_transform(frame), _INTERPOLATORS[interpolator],
+                         fill, out_type)
+    arr = sitk.GetArrayFromImage(grid)
+    mask = _side_mask(frame, lambda ijk: frame.index_to_ct(ijk[None])[0], arr.shape)
+    if mask is not None:
+        arr[~mask] = fill
+    return arr
+
+
+def _field_box(frame: ThighFrame, reference: sitk.Image) -> tuple[list[int], list[int]] | None:
+    """Start index and size (x, y, z) of the CT block that holds the frame's field."""
+    corners = np.array([reference.TransformPhysicalPointToContinuousIndex(tuple(float(v) for v in c))
+                        for c in frame.corners_ct()])
+    size = np.array(reference.GetSize())
+    lo = np.clip(np.floor(corners.min(axis=0)).astype(int) - 1, 0, size)
+    hi = np.clip(np.ceil(corners.max(axis=0)).astype(int) + 2, 0, size)
+    if np.any(hi <= lo):
+        return None
+    return lo.tolist(), (hi - lo).tolist()
+
+
+def _paste(grids: dict[str, np.ndarray], frames: list[ThighFrame], reference: sitk.Image,
+           interpolator: str, to_ct_values) -> sitk.Image:
+    out = np.zeros(reference.GetSize()[::-1], np.uint8)
+    for frame in frames:
+        if frame.side not in grids:
+            continue
+        box = _field_box(frame, reference)
+        if box is None:
+            continue
+        start, size = box
+        sub = sitk.Image(size, sitk.sitkUInt8)
+        sub.SetSpacing(reference.GetSpacing())
+        sub.SetDirection(reference.GetDirection())
+        sub.SetOrigin(reference.TransformIndexToPhysicalPoint(start))
+        inverse = grid_to_ct_transform(frame).GetInverse()
+        grid = np.ascontiguousarray(grids[frame.side], dtype=np.uint8)
+        if interpolator == "linear":
+            back = _labels_by_linear_votes(grid, frame, sub, inverse)
+        else:
+            grid_img = sitk.GetImageFromArray(grid)
+            grid_img.CopyInformation(grid_reference(frame))
+            back = sitk.GetArrayFromImage(sitk.Resample(grid_img, sub, inverse, _INTERPOLATORS[interpolator], 0,
+                                                        sitk.sitkUInt8))
+        values = to_ct_values(back, frame.side)
+        mask = _side_mask(frame, lambda ijk: np.array(sub.TransformContinuousIndexToPhysicalPoint(
+            tuple(float(v) for v in ijk))), values.shape)
+        keep = values > 0 if mask is None else (values > 0) & mask
+        block = out[start[2]:start[2] + size[2], start[1]:start[1] + size[1], start[0]:start[0] + size[0]]
+        block[keep] = values[keep]
+    img = sitk.GetImageFromArray(out)
+    img.CopyInformation(reference)
+    return img
+
+
+def _labels_by_linear_votes(grid: np.ndarray, frame: ThighFrame, sub: sitk.Image, inverse) -> np.ndarray:
+    """Each label's indicator interpolated linearly into the CT block; the largest wins.
+    Boundaries land between grid voxels instead of on the nearest one's staircase."""
+    ref = grid_reference(frame)
+    best = np.zeros(sub.GetSize()[::-1], np.float32)
+    winner = np.zeros(best.shape, np.uint8)
+    for value in np.unique(grid):
+        indicator = sitk.GetImageFromArray((grid == value).astype(np.float32))
+        indicator.CopyInformation(ref)
+        resampled = sitk.Resample(indicator, sub, inverse, sitk.sitkLinear, 0.0, sitk.sitkFloat32)
+        share = sitk.GetArrayViewFromImage(resampled)  # a view: `resampled` must stay alive
+        better = share > best
+        best[better] = share[better]
+        winner[better] = value
+    return winner
+
+
+def from_grid(grids: dict[str, np.ndarray], frames: list[ThighFrame], reference: sitk.Image,
+              interpolator: str = "nearest") -> sitk.Image:
+    """Model-id grids (0..10) of each side -> one CT-space label map (right 1-10, left 11-20)."""
+    return _paste(grids, frames, reference, interpolator, model_ids_to_ct_labels)
+
+
+def map_to_ct(grids: dict[str, np.ndarray], frames: list[ThighFrame], reference: sitk.Image) -> sitk.Image:
+    """Any small-integer grid maps (e.g. the disagreement count) -> CT geometry, nearest."""
+    return _paste(grids, frames, reference, "nearest", lambda values, side: values)
