@@ -53,3 +53,24 @@ def blocky_labels(shape=(24, 40, 48), with_values=range(1, 21)) -> np.ndarray:
         x0 = 2 + 9 * col
         arr[z0:z0 + 5, y0:y0 + 6, x0:x0 + 6] = v
     return arr
+
+
+@pytest.fixture(scope="session")
+def small_phantom(tmp_path_factory):
+    """One small phantom case on disk (ct.nii.gz, labels.nii.gz, case.json), made once."""
+    from ThighMuscleSegLib.phantom.synth import make_case
+    from ThighMuscleSegLib.phantom.writer import write_case
+
+    folder = tmp_path_factory.mktemp("phantom") / "case_000"
+    write_case(make_case(11, size="small"), folder)
+    return folder
+
+
+@pytest.fixture(scope="session")
+def random_model_file(tmp_path_factory):
+    """A narrow 2.5D model with random weights (the engine's stand-in until training)."""
+    from ThighMuscleSegLib.models import ModelSettings, random_model, save_model
+
+    model = random_model(ModelSettings(width=4), seed=0)
+    path = tmp_path_factory.mktemp("model") / "random.tmsmodel"
+    return save_model(path, model.settings, model.nets)

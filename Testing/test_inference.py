@@ -209,3 +209,17 @@ def test_progress_reports_each_stage_and_cancel_stops_the_run():
     cancelled.cancel()
     with pytest.raises(Cancelled):
         predict_thigh(_hu_grid(), random_model(ModelSettings(width=2)), device="cpu", progress=cancelled)
+
+
+def test_prediction_leaves_the_callers_nets_trainable():
+    import torch
+
+    from ThighMuscleSegLib.inference.predict import predict_thigh
+    from ThighMuscleSegLib.models import ModelSettings, random_model
+
+    model = random_model(ModelSettings(width=4), seed=0)
+    predict_thigh(np.zeros((8, 12, 12), np.float32), model, device="cpu")
+    net = model.net("axial").train()
+    loss = net(torch.zeros(1, 3, 12, 12)).sum()
+    loss.backward()  # fails if predict_thigh turned the parameters into inference tensors
+    assert all(p.grad is not None for p in net.parameters())

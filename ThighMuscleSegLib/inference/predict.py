@@ -10,6 +10,8 @@ classes x float32 (390 MB) and never three copies of the input per view.
 
 from __future__ import annotations
 
+import copy
+
 import logging
 import time
 from dataclasses import dataclass, field
@@ -67,6 +69,9 @@ def predict_thigh(grid_hu: np.ndarray, model: Model, device: str = "auto",
     if why:
         _say(progress, log, "infer", why)
     settings = model.settings
+    # Work on copies: moving nets to the device and to channels_last inside inference mode
+    # would turn the caller's parameters into inference tensors (training validates with this).
+    model = Model(settings, {v: copy.deepcopy(n) for v, n in model.nets.items()})
     with torch_threads(threads), torch.inference_mode():
         volume = torch.from_numpy(window_hu(grid, settings.hu_window)).to(dev)
         if settings.architecture == "3d":

@@ -86,3 +86,24 @@ def make_batch(thighs: list[FramedThigh], view: str, items: list[tuple[int, int]
         xs.append(gather_slices(windowed[t], axis, s, s + 1, offsets)[0])
         ys.append(torch.from_numpy(np.take(thighs[t].ids, s, axis=axis).astype(np.int64)))
     return torch.stack(xs), torch.stack(ys)
+
+
+def frame_case(case_dir: str | Path, label_interpolator: str = "nearest") -> list[FramedThigh]:
+    """Both thighs of a dataset case on the model grid, framed exactly as inference does."""
+    import SimpleITK as sitk
+
+    from .. import framing
+    from ..classes import ct_labels_to_model_ids
+    from ..io import read_ct, same_geometry
+
+    case = Path(case_dir)
+    ct = read_ct(case / "ct.nii.gz")
+    labels = sitk.ReadImage(str(case / "labels.nii.gz"))
+    if not same_geometry(ct, labels, tol=1e-3):
+        raise InputError(f"{case.name}: labels.nii.gz does not share the CT's geometry")
+    out = []
+    for frame in framing.frame_thighs(ct):
+        hu = framing.to_grid(ct, frame, "linear")
+        ids = ct_labels_to_model_ids(framing.to_grid(labels, frame, label_interpolator), frame.side)
+        out.append(FramedThigh(f"{case.name}/{frame.side}", hu, ids))
+    return out

@@ -1,0 +1,122 @@
+"""``thighseg segment`` end to end on a small phantom (random weights: geometry, files and
+behaviour are tested here, accuracy belongs to the trained model's evaluation)."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from ThighMuscleSegLib import io as tio
+
+REPO = Path(__file__).resolve().parent.parent
+OUTPUTS = {"segmentation.seg.nrrd", "labels.nii.gz", "disagreement.nii.gz", "volumes.csv", "report.png"}
+
+
+def thighseg(*args, **kw):
+    return subprocess.run([sys.executable, "-m", "ThighMuscleSegLib.cli.main", *map(str, args)],
+                          capture_output=True, text=True, cwd=REPO, timeout=600, **kw)
+
+
+@pytest.fixture(scope="module")
+def segmented(small_phantom, random_model_file, tmp_path_factory):
+    out = tmp_path_factory.mktemp("seg") / "out"
+    r = thighseg("segment", small_phantom / "ct.nii.gz", "--out", out, "--model", random_model_file,
+                 "--progress", "json", "--device", "cpu")
+    return r, out
+
+
+def test_every_output_is_written_in_the_ct_geometry(segmented, small_phantom):
+    r, out = segmented
+    assert r.returncode == 0, r.stderr
+    assert set(os.listdir(out)) == OUTPUTS
+    ct = sitk.ReadImage(str(small_phantom / "ct.nii.gz"))
+    for name in ("labels.nii.gz", "disagreement.nii.gz"):
+        img = sitk.ReadImage(str(out / name))
+        assert tio.same_geometry(img, ct), name
+        assert img.GetPixelID() == sitk.sitkUInt8
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "labels.nii.gz")))
+    assert labels.max() <= 20
+
+
+def test_progress_lines_are_json_with_stage_and_percent_and_a_final_done(segmented):
+    r, out = segmented
+    events = [json.loads(line) for line in r.stdout.splitlines() if line.strip()]
+    assert events and all({"stage", "percent"} <= e.keys() for e in events)
+    percents = [e["percent"] for e in events]
+    assert percents == sorted(percents) and 0 <= percents[0] and percents[-1] == 100
+    assert events[-1]["stage"] == "done"
+    assert {Path(p).name for p in events[-1]["outputs"]} == OUTPUTS
+    assert {"frame", "infer right", "infer left", "write"} <= {e["stage"] for e in events}
+
+
+def test_seg_nrrd_reads_back_in_slicer_with_names_colours_and_terminology(segmented, mrml):
+    import slicer
+
+    from ThighMuscleSegLib import classes as C
+
+    _, out = segmented
+    node = mrml.scene.AddNewNodeByClass("vtkMRMLSegmentationNode")
+    storage = slicer.vtkMRMLSegmentationStorageNode()
+    mrml.scene.AddNode(storage)
+    storage.SetFileName(str(out / "segmentation.seg.nrrd"))
+    assert storage.ReadData(node) == 1
+    seg = node.GetSegmentation()
+    assert seg.GetNumberOfSegments() == 20
+    for entry in C.segments():
+        s = seg.GetSegment(seg.GetSegmentIdBySegmentName(entry.name))
+        assert s.GetTerminology() == entry.slicer_terminology()
+        assert np.allclose(s.GetColor(), [v / 255 for v in entry.color], atol=1e-3)
+
+
+def test_existing_results_are_kept(segmented, small_phantom, random_model_file):
+    _, out = segmented
+    before = (out / "volumes.csv").read_bytes()
+    r = thighseg("segment", small_phantom / "ct.nii.gz", "--out", out, "--model", random_model_file)
+    assert r.returncode == 2 and "already holds results" in r.stderr
+    assert (out / "volumes.csv").read_bytes() == before
+
+
+def test_corrupt_model_file_is_a_clear_error(small_phantom, tmp_path):
+    bad = tmp_path / "broken.tmsmodel"
+    bad.write_bytes(b"PK\x03\x04 not really a model")
+    r = thighseg("segment", small_phantom / "ct.nii.gz", "--out", tmp_path / "o", "--model", bad)
+    assert r.returncode == 2 and "model" in r.stderr.lower()
+    assert not (tmp_path / "o").exists() or not os.listdir(tmp_path / "o")
+
+
+def test_a_file_that_is_not_a_ct_is_a_clear_error(tmp_path, random_model_file):
+    notes = tmp_path / "notes.nii.gz"
+    notes.write_bytes(b"\x1f\x8b\x08 garbage")
+    r = thighseg("segment", notes, "--out", tmp_path / "o", "--model", random_model_file)
+    assert r.returncode == 2 and "corrupt or not a CT" in r.stderr
+
+
+def test_a_ct_without_thighs_says_what_it_found(vhf, tmp_path, random_model_file):
+    r = thighseg("segment", vhf / "ct" / "vhf_knee_ct.nii.gz", "--out", tmp_path / "o", "--model",
+                 random_model_file, "--progress", "json")
+    assert r.returncode == 2
+    assert "no thigh found" in r.stderr and "knee or lower leg" in r.stderr
+    last = json.loads(r.stdout.strip().splitlines()[-1])
+    assert last["stage"] == "error" and "no thigh found" in last["message"]
+
+
+def test_cancel_with_sigterm_leaves_nothing_behind(small_phantom, random_model_file, tmp_path):
+    out = tmp_path / "cancelled"
+    proc = subprocess.Popen([sys.executable, "-m", "ThighMuscleSegLib.cli.main", "segment",
+                             str(small_phantom / "ct.nii.gz"), "--out", str(out), "--model",
+                             str(random_model_file), "--progress", "json", "--device", "cpu"],
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, cwd=REPO)
+    for line in proc.stdout:  # wait until inference is under way, then cancel
+        if '"infer' in line:
+            break
+    proc.send_signal(signal.SIGTERM)
+    proc.wait(timeout=120)
+    assert proc.returncode == 130
+    assert not out.exists() or os.listdir(out) == []
