@@ -55,7 +55,7 @@ def frame_thighs(ct: sitk.Image, override: dict | None = None, progress=None) ->
         raise NoThighError(describe(findings, runs, z_limits))
     frames = [_frame_for_run(r, manual) for s, r in sorted(good.items(), key=lambda kv: kv[0] != "right")]
     if len(frames) == 2:
-        _set_split(frames)
+        _set_split(frames, _midline_knots(findings))
     if progress is not None:
         progress.update("frame", 1.0, "found " + " and ".join(f"the {f.side} thigh" for f in frames))
     return frames
@@ -85,17 +85,25 @@ def _frame_for_run(run: L.ThighRun, manual: bool) -> ThighFrame:
                       (run.z_lo, run.z_hi), "manual" if manual else "auto", notes)
 
 
-def _set_split(frames: list[ThighFrame]) -> None:
-    """The plane halfway between the two fields, perpendicular to the line joining them in
-    the axial plane: each thigh keeps the voxels on its side, even where the legs touch."""
-    right, left = (next(f for f in frames if f.side == s) for s in ("right", "left"))
-    c_r, c_l = np.array(right.centre), np.array(left.centre)
-    normal = c_l - c_r
-    normal[2] = 0.0
-    normal /= np.linalg.norm(normal)
-    mid = tuple(float(v) for v in (c_r + c_l) / 2)
-    right.split_plane = (mid, tuple(float(v) for v in -normal))
-    left.split_plane = (mid, tuple(float(v) for v in normal))
+def _midline_knots(findings: list[L.SliceFinding]) -> list[tuple[float, float]]:
+    """(z, x) of the gap between the legs, slice by slice, median-smoothed over 5 slices:
+    a V-shaped gap (abducted legs) is followed, not cut by one plane."""
+    pts = np.array([(f.z_mm, f.midline_x) for f in findings if f.midline_x is not None])
+    if len(pts) == 0:
+        return []
+    xs = pts[:, 1].copy()
+    for i in range(len(xs)):
+        xs[i] = np.median(pts[max(0, i - 2): i + 3, 1])
+    return [(float(z), float(x)) for z, x in zip(pts[:, 0], xs)]
+
+
+def _set_split(frames: list[ThighFrame], knots: list[tuple[float, float]]) -> None:
+    """Each thigh keeps the voxels on its side of the midline, even where the legs touch."""
+    if not knots:  # manual boxes: halfway between the two fields
+        mid_x = (frames[0].centre[0] + frames[1].centre[0]) / 2
+        knots = [(-1e6, mid_x), (1e6, mid_x)]
+    for f in frames:
+        f.split_midline = list(knots)
 
 
 def _frames_from_boxes(boxes: dict) -> list[ThighFrame]:
@@ -110,7 +118,7 @@ def _frames_from_boxes(boxes: dict) -> list[ThighFrame]:
     if not frames:
         raise InputError("boxes must name 'right' and/or 'left'")
     if len(frames) == 2:
-        _set_split(frames)
+        _set_split(frames, [])
     return frames
 
 

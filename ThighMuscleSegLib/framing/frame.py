@@ -43,7 +43,8 @@ class ThighFrame:
     z_range_mm: tuple[float, float]  # CT z range of the thigh that placed the field
     found: str = "auto"  # "auto" | "manual"
     notes: list[str] = field(default_factory=list)
-    split_plane: tuple[tuple[float, ...], tuple[float, ...]] | None = None  # (point, normal to this side)
+    # (z, x) knots of the midline between the legs (LPS mm): the right thigh owns x < midline(z).
+    split_midline: list[tuple[float, float]] = field(default_factory=list)
     grid_shape: tuple[int, int, int] = GRID_SHAPE_ZYX
     spacing_mm: float = GRID_SPACING_MM
 
@@ -78,11 +79,13 @@ class ThighFrame:
         return self.index_to_ct(ijk)
 
     def on_this_side(self, p: np.ndarray) -> np.ndarray:
-        """Whether CT points are on this thigh's side of the split between the legs."""
-        if self.split_plane is None:
+        """Whether CT points are on this thigh's side of the midline between the legs."""
+        p = np.asarray(p, float)
+        if not self.split_midline:
             return np.ones(len(p), bool)
-        point, normal = (np.array(v) for v in self.split_plane)
-        return (np.asarray(p) - point) @ normal >= 0
+        knots = np.array(self.split_midline)
+        mid = np.interp(p[:, 2], knots[:, 0], knots[:, 1])
+        return p[:, 0] < mid if self.side == "right" else p[:, 0] >= mid
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
@@ -92,8 +95,7 @@ class ThighFrame:
         d = json.loads(text)
         d["centre"], d["axis"], d["z_range_mm"] = tuple(d["centre"]), tuple(d["axis"]), tuple(d["z_range_mm"])
         d["grid_shape"] = tuple(d["grid_shape"])
-        if d.get("split_plane") is not None:
-            d["split_plane"] = tuple(tuple(v) for v in d["split_plane"])
+        d["split_midline"] = [tuple(v) for v in d.get("split_midline", [])]
         return cls(**d)
 
     def axis_angle_deg(self, direction) -> float:

@@ -41,21 +41,23 @@ def grid_to_ct_transform(frame: ThighFrame) -> sitk.AffineTransform:
 
 
 def _side_mask(frame: ThighFrame, ijk_to_point, shape_zyx) -> np.ndarray | None:
-    """(z, y, x) bool: voxels on this frame's side of the split (None when nothing to mask).
-    The signed distance to the split plane is affine in the voxel index: one (y, x) plane
-    of it is computed and compared against a per-slice threshold."""
-    if frame.split_plane is None:
+    """(z, y, x) bool: voxels on this frame's side of the midline between the legs (None
+    when there is no other thigh). Points are affine in the voxel index, so each slice's CT
+    x and z come from two small ramps, and the midline is looked up per voxel."""
+    if not frame.split_midline:
         return None
-    point, normal = (np.array(v, float) for v in frame.split_plane)
+    knots = np.array(frame.split_midline, float)
     origin = ijk_to_point(np.zeros(3))
-    steps = [(ijk_to_point(np.eye(3)[a]) - origin) @ normal for a in range(3)]
+    steps = [ijk_to_point(np.eye(3)[a]) - origin for a in range(3)]
     nz, ny, nx = shape_zyx
-    plane = (np.arange(ny, dtype=np.float32)[:, None] * np.float32(steps[1])
-             + np.arange(nx, dtype=np.float32)[None, :] * np.float32(steps[0]))
-    thresholds = -((origin - point) @ normal + np.arange(nz) * steps[2])
+    jj, ii = np.meshgrid(np.arange(ny, dtype=np.float32), np.arange(nx, dtype=np.float32), indexing="ij")
     mask = np.empty(shape_zyx, bool)
     for k in range(nz):
-        np.greater_equal(plane, thresholds[k], out=mask[k])
+        base = origin + k * steps[2]
+        x = base[0] + ii * np.float32(steps[0][0]) + jj * np.float32(steps[1][0])
+        z = base[2] + ii * np.float32(steps[0][2]) + jj * np.float32(steps[1][2])
+        mid = np.interp(z, knots[:, 0], knots[:, 1])
+        mask[k] = (x < mid) if frame.side == "right" else (x >= mid)
     return mask
 
 

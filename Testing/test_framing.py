@@ -1,0 +1,144 @@
+"""Framing on phantoms with known anatomy and on the two real CTs."""
+
+import json
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from ThighMuscleSegLib import classes as C
+from ThighMuscleSegLib import framing as F
+from ThighMuscleSegLib.framing import locate as L
+from ThighMuscleSegLib.framing.frame import ThighFrame, rotation_z_to
+
+
+@pytest.fixture(scope="module")
+def case(small_phantom):
+    ct = sitk.ReadImage(str(small_phantom / "ct.nii.gz"))
+    labels = sitk.ReadImage(str(small_phantom / "labels.nii.gz"))
+    params = json.loads((small_phantom / "case.json").read_text())
+    return ct, labels, params, F.frame_thighs(ct)
+
+
+def test_rotation_takes_z_onto_the_axis_and_is_orthonormal():
+    axis = np.array([0.2, -0.1, 0.97])
+    r = rotation_z_to(axis)
+    assert np.allclose(r @ [0, 0, 1], axis / np.linalg.norm(axis))
+    assert np.allclose(r.T @ r, np.eye(3)) and np.isclose(np.linalg.det(r), 1)
+
+
+def test_frame_forward_and_inverse_are_exact_and_json_round_trips():
+    f = ThighFrame("left", (12.0, -30.0, 700.0), tuple(np.array([0.1, 0.2, 0.97]) / np.linalg.norm([0.1, 0.2, 0.97])),
+                   (600.0, 850.0), split_midline=[(600.0, 10.0), (850.0, 12.0)])
+    g = np.random.default_rng(0).uniform(-150, 150, (50, 3))
+    assert np.allclose(f.ct_to_grid_points(f.grid_points_to_ct(g)), g, atol=1e-9)
+    assert np.isclose(np.linalg.det(f.linear()), -1.0)  # the left thigh is mirrored
+    back = ThighFrame.from_json(f.to_json())
+    assert np.allclose(back.linear(), f.linear()) and back.split_midline == f.split_midline
+
+
+def test_both_thighs_found_right_at_smaller_x_without_swapping(case):
+    ct, labels, params, frames = case
+    assert [f.side for f in frames] == ["right", "left"]
+    right, left = frames
+    assert right.centre[0] < left.centre[0]
+    arr = sitk.GetArrayFromImage(labels)
+    for f in frames:  # the frame sees its own side's muscles; of the other side at most a
+        ids_ct = F.to_grid(labels, f, "nearest")  # sliver where touching legs meet the midline
+        own = (ids_ct > 0) & ((ids_ct > C.NUM_MUSCLES) == (f.side == "left"))
+        other = (ids_ct > 0) & ~own
+        assert len(np.unique(ids_ct[own])) == 10
+        assert other.sum() < 0.002 * own.sum()
+    assert arr.max() == 20
+
+
+def test_femur_axis_within_3_degrees_of_the_phantom_shaft(case):
+    _, _, params, frames = case
+    for f in frames:
+        truth = params["femur_shaft_axis"][f.side]
+        d = np.array(truth["proximal"]) - np.array(truth["distal"])
+        assert f.axis_angle_deg(d) < 3.0, f.side
+
+
+def test_left_thigh_is_mirrored_to_look_like_a_right_one(case):
+    """Vastus lateralis lies on the same side of the grid for both thighs (lateral = -x)."""
+    ct, labels, _, frames = case
+    for f in frames:
+        ids = C.ct_labels_to_model_ids(F.to_grid(labels, f, "nearest"), f.side)
+        x_vl = np.nonzero(ids == C.by_key("vastus_lateralis").model_id)[2].mean()
+        x_add = np.nonzero(ids == C.by_key("adductors").model_id)[2].mean()
+        assert x_vl < x_add, f.side
+
+
+def test_labels_round_trip_as_well_as_plain_2mm_sampling_allows(case):
+    from ThighMuscleSegLib.cli.frame import roundtrip
+
+    _, labels, _, frames = case
+    rows = roundtrip(labels, frames)
+    assert len(rows) == 20
+    for name, r in rows.items():
+        assert r["dice_in_field"] >= r["dice_2mm_axis_aligned"] - 0.03, name
+        assert r["dice_in_field"] > 0.8, name
+
+
+def test_ct_grid_is_hu_with_the_other_leg_removed(case):
+    ct, _, _, frames = case
+    grid = F.to_grid(ct, frames[0], "linear")
+    assert grid.shape == (180, 128, 128) and grid.dtype == np.float32
+    assert -1100 <= grid.min() and 1000 < grid.max() < 3000  # HU, cortical bone included
+    soft = grid[(grid > -30) & (grid < 150)]
+    assert 20 < np.median(soft) < 80  # muscle
+    assert len(frames[0].split_midline) > 10
+    removed = grid == F.resample.AIR_HU  # the other leg's side is filled with air
+    assert removed[:, :, -10:].mean() > 0.5 and removed[:, :, :10].mean() < removed[:, :, -10:].mean()
+
+
+def test_a_cut_field_of_view_still_frames_and_says_so(case):
+    ct, _, _, frames = case
+    z0 = frames[0].z_range_mm[0]
+    k = int(round((z0 + 60 - ct.GetOrigin()[2]) / ct.GetSpacing()[2]))
+    cut = ct[:, :, k:]  # the knee end is gone
+    frames_cut = F.frame_thighs(cut)
+    assert {f.side for f in frames_cut} == {"right", "left"}
+    assert any("cuts" in n for f in frames_cut for n in f.notes)
+
+
+def test_manual_range_and_boxes_override_the_search(case):
+    ct, _, _, frames = case
+    lo, hi = frames[0].z_range_mm
+    manual = F.frame_thighs(ct, override={"z_range_mm": (lo + 20, hi - 20)})
+    assert all(f.found == "manual" for f in manual) and len(manual) == 2
+    boxes = F.frame_thighs(ct, override={"boxes": {"left": (50, 150, 600, 200, 300, 900)}})
+    assert [(f.side, f.centre) for f in boxes] == [("left", (125.0, 225.0, 750.0))]
+    with pytest.raises(F.NoThighError, match="outside the CT"):
+        F.frame_thighs(ct, override={"z_range_mm": (5000, 5100)})
+
+
+def test_the_real_knee_and_pelvis_cts_hold_no_thigh_and_say_what_they_show(vhf):
+    knee = sitk.ReadImage(str(vhf / "ct" / "vhf_knee_ct.nii.gz"))
+    with pytest.raises(F.NoThighError, match="knee or lower leg"):
+        F.frame_thighs(knee)
+    pelvis = sitk.ReadImage(str(vhf / "ct" / "vhf_pelvis_ct.nii.gz"))
+    with pytest.raises(F.NoThighError, match="trunk or pelvis"):
+        F.frame_thighs(pelvis)
+
+
+def test_slice_analysis_sees_two_legs_and_one_shaft_each_at_mid_thigh(case):
+    ct, _, _, frames = case
+    work = L.working_copy(ct)
+    assert np.allclose(work.GetSpacing(), (4, 4, 4))
+    mid = np.mean(frames[0].z_range_mm)
+    finding = min(L.analyse_slices(work), key=lambda f: abs(f.z_mm - mid))
+    assert set(finding.shaft) == {"right", "left"}
+    assert finding.shaft["right"][0] < finding.midline_x < finding.shaft["left"][0]
+    for side in ("right", "left"):
+        assert 1.5 < finding.shaft[side][3] < L.MAX_SHAFT_AREA_CM2
+
+
+def test_from_grid_puts_each_side_back_with_its_own_label_values(case):
+    _, labels, _, frames = case
+    grids = {f.side: np.full(f.grid_shape, 3, np.uint8) for f in frames}
+    back = sitk.GetArrayFromImage(F.from_grid(grids, frames, labels))
+    assert set(np.unique(back)) == {0, 3, 13}
+    xs = np.nonzero(back == 3)[2].mean(), np.nonzero(back == 13)[2].mean()
+    assert xs[0] < xs[1]  # right (3) at smaller x than left (13)
