@@ -101,3 +101,54 @@ def test_volume_table_exports_to_csv(mrml, logic, tmp_path):
     assert read[0]["Muscle"] == "Right sartorius"
     assert float(read[0]["Volume (cm3)"]) == pytest.approx(rows[0].volume_cm3)
     assert all(r["Side"] in ("right", "left") for r in read)
+
+
+def _phantom_ct_node(mrml, small_phantom):
+    from ThighMuscleSegModuleLib.scene import volume_node_from_image
+
+    return volume_node_from_image(mrml.scene, sitk.ReadImage(str(small_phantom / "ct.nii.gz")), "phantom CT")
+
+
+def test_segmentation_runs_in_a_subprocess_and_lands_in_the_scene(mrml, logic, small_phantom, random_model_file):
+    from ThighMuscleSegModuleLib.tables import table_rows
+
+    ct_node = _phantom_ct_node(mrml, small_phantom)
+    nodes_before = mrml.scene.GetNumberOfNodes()
+    job = logic.start_segmentation(ct_node, model=str(random_model_file), device="cpu")
+    state = job.process.wait(timeout=600)
+    assert state.status == "done", state.message
+    assert mrml.scene.GetNumberOfNodes() == nodes_before  # nothing touches the scene until finish
+    result = logic.finish_segmentation(job)
+    seg = result.segmentation.GetSegmentation()
+    assert seg.GetNumberOfSegments() == 20
+    gracilis = next(s for s in C.segments() if s.name == "Left gracilis")
+    assert seg.GetSegment(seg.GetSegmentIdBySegmentName("Left gracilis")).GetTerminology() == \
+        gracilis.slicer_terminology()
+    assert result.segmentation.GetSegmentation().ContainsRepresentation("Closed surface")
+    table = table_rows(result.volumes)
+    csv_rows = measure.read_volumes_csv(job.out_dir / "volumes.csv")
+    assert [r["Muscle"] for r in table] == [r.name for r in csv_rows]
+    for t, c in zip(table, csv_rows):
+        assert float(t["Volume (cm3)"]) == pytest.approx(c.volume_cm3, rel=1e-6, abs=1e-9)
+        assert int(t["Voxels"]) == c.voxels
+    disagreement = sitk.GetArrayFromImage(sitk.ReadImage(str(job.out_dir / "disagreement.nii.gz")))
+    import slicer
+
+    assert np.array_equal(slicer.util.arrayFromVolume(result.disagreement), disagreement)
+
+
+def test_cancel_stops_the_run_and_leaves_the_scene_as_it_was(mrml, logic, small_phantom, random_model_file):
+    import time
+
+    ct_node = _phantom_ct_node(mrml, small_phantom)
+    nodes_before = mrml.scene.GetNumberOfNodes()
+    job = logic.start_segmentation(ct_node, model=str(random_model_file), device="cpu")
+    deadline = time.time() + 300
+    while job.process.poll().stage in ("", "read") and time.time() < deadline:
+        time.sleep(0.1)
+    job.process.cancel()
+    assert job.process.state.status == "cancelled"
+    assert mrml.scene.GetNumberOfNodes() == nodes_before
+    assert not job.out_dir.exists() or list(job.out_dir.iterdir()) == []
+    with pytest.raises(RuntimeError, match="cancelled"):
+        logic.finish_segmentation(job)

@@ -44,29 +44,180 @@ class ThighMuscleSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
         ScriptedLoadableModuleWidget.__init__(self, parent)
         VTKObservationMixin.__init__(self)
         self.logic = None
+        self.job = None
+        self.result = None
+        self.timer = None
 
     def setup(self):
+        import qt
+
         ScriptedLoadableModuleWidget.setup(self)
         panel = slicer.util.loadUI(self.resourcePath("UI/ThighMuscleSeg.ui"))
         self.layout.addWidget(panel)
         self.ui = slicer.util.childWidgetVariables(panel)
         panel.setMRMLScene(slicer.mrmlScene)
         self.logic = ThighMuscleSegLogic()
+        self.timer = qt.QTimer()
+        self.timer.setInterval(250)
+        self.timer.connect("timeout()", self.onPoll)
+        self.ui.thighRangeWidget.setRange(-2000, 3000)
         self.ui.segmentButton.connect("clicked(bool)", self.onSegmentButton)
         self.ui.inputVolumeSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.updateButtons)
+        self.ui.segmentationSelector.connect("currentNodeChanged(vtkMRMLNode*)", self.onSegmentationChanged)
+        self.ui.showDisagreementCheckBox.connect("toggled(bool)", self.onShowDisagreement)
+        self.ui.exportTableButton.connect("clicked(bool)", self.onExportTable)
+        self.ui.editSegmentsButton.connect("clicked(bool)", self.onEditSegments)
+        self.ui.saveTrainingCaseButton.connect("clicked(bool)", self.onSaveTrainingCase)
+        self.ui.comparePriorButton.connect("clicked(bool)", self.onComparePrior)
         self.updateButtons()
 
     def cleanup(self):
+        if self.job is not None:
+            self.job.process.cancel()
+        if self.timer is not None:
+            self.timer.stop()
         self.removeObservers()
 
+    # --- state -----------------------------------------------------------------------
     def updateButtons(self, *_):
+        running = self.job is not None
         has_ct = self.ui.inputVolumeSelector.currentNode() is not None
-        self.ui.segmentButton.enabled = has_ct
-        self.ui.segmentButton.toolTip = "Segment the thighs of the selected CT" if has_ct else "Select a CT volume first"
+        self.ui.segmentButton.text = "Cancel" if running else "Segment thighs"
+        self.ui.segmentButton.enabled = running or has_ct
+        self.ui.segmentButton.toolTip = ("Stop the run; the scene stays as it was" if running else
+                                         "Find both thighs, run the three U-Nets and vote" if has_ct else
+                                         "Select a CT volume first")
+        self.ui.progressBar.visible = running
+        has_seg = self.ui.segmentationSelector.currentNode() is not None
+        for button in (self.ui.editSegmentsButton, self.ui.saveTrainingCaseButton, self.ui.comparePriorButton):
+            button.enabled = has_seg and has_ct and not running
+        self.ui.exportTableButton.enabled = self.result is not None or self.ui.volumesTable.rowCount > 0
 
+    # --- segmentation ----------------------------------------------------------------
     def onSegmentButton(self):
-        # The segmentation run (subprocess, progress, cancel) arrives with the Slicer module issue.
-        self.ui.statusLabel.text = "Segmentation is not available in this version of the module yet."
+        if self.job is not None:
+            self.job.process.cancel()
+            return
+        from ThighMuscleSegModuleLib import dependencies
+
+        missing = dependencies.missing()
+        if missing:
+            if not slicer.util.confirmOkCancelDisplay(dependencies.describe_missing(missing) + " Install now?"):
+                return
+            with slicer.util.tryWithErrorDisplay("Could not install the packages.", waitCursor=True):
+                dependencies.install(missing)
+            if dependencies.missing():
+                return
+        thigh_range = None
+        if self.ui.manualRangeCheckBox.checked:
+            thigh_range = (self.ui.thighRangeWidget.minimumValue, self.ui.thighRangeWidget.maximumValue)
+        with slicer.util.tryWithErrorDisplay("Could not start the segmentation.", waitCursor=True):
+            self.job = self.logic.start_segmentation(self.ui.inputVolumeSelector.currentNode(),
+                                                     model=self.ui.modelPathLineEdit.currentPath or None,
+                                                     device=self.ui.deviceComboBox.currentText,
+                                                     thigh_range=thigh_range)
+            self.ui.progressBar.value = 0
+            self.ui.statusLabel.text = "Starting…"
+            self.timer.start()
+        self.updateButtons()
+
+    def onPoll(self):
+        state = self.job.process.poll()
+        self.ui.progressBar.value = int(state.percent)
+        self.ui.statusLabel.text = state.message
+        if state.status == "running":
+            return
+        self.timer.stop()
+        job, self.job = self.job, None
+        if state.status == "done":
+            with slicer.util.tryWithErrorDisplay("Could not load the result.", waitCursor=True):
+                self.result = self.logic.finish_segmentation(job)
+                self.ui.segmentationSelector.setCurrentNode(self.result.segmentation)
+                self.showTable(self.ui.volumesTable, self.result.volumes)
+                self.ui.statusLabel.text = state.message
+        elif state.status == "cancelled":
+            self.ui.statusLabel.text = "Cancelled: nothing was added to the scene."
+        else:
+            self.ui.statusLabel.text = f"Failed: {state.message}"
+            slicer.util.errorDisplay(state.message, windowTitle="Thigh muscle segmentation")
+        self.updateButtons()
+
+    # --- results ---------------------------------------------------------------------
+    def showTable(self, widget, table_node):
+        import qt
+
+        from ThighMuscleSegModuleLib.tables import table_rows
+
+        rows = table_rows(table_node)
+        columns = list(rows[0]) if rows else []
+        widget.clear()
+        widget.setColumnCount(len(columns))
+        widget.setHorizontalHeaderLabels(columns)
+        widget.setRowCount(len(rows))
+        for r, row in enumerate(rows):
+            for c, key in enumerate(columns):
+                widget.setItem(r, c, qt.QTableWidgetItem(_format_cell(row[key])))
+        widget.resizeColumnsToContents()
+        widget.setProperty("tableNodeID", table_node.GetID())
+
+    def onSegmentationChanged(self, node):
+        if node is not None and (self.result is None or node is not self.result.segmentation):
+            ct = self.ui.inputVolumeSelector.currentNode()
+            if ct is not None:
+                from ThighMuscleSegModuleLib import tables
+
+                rows = self.logic.volumes_of(node, ct)
+                self.showTable(self.ui.volumesTable, tables.volume_table(slicer.mrmlScene, rows, f"{node.GetName()} volumes"))
+        self.updateButtons()
+
+    def onShowDisagreement(self, show):
+        if self.result is not None:
+            slicer.util.setSliceViewerLayers(label=self.result.disagreement if show else None, labelOpacity=0.6)
+
+    def onExportTable(self):
+        import qt
+
+        path = qt.QFileDialog.getSaveFileName(None, "Export muscle volumes", "muscle_volumes.csv", "CSV (*.csv)")
+        if path:
+            node = slicer.mrmlScene.GetNodeByID(self.ui.volumesTable.property("tableNodeID"))
+            with slicer.util.tryWithErrorDisplay("Could not export the table."):
+                self.logic.export_table(node, path)
+
+    def onEditSegments(self):
+        slicer.util.selectModule("SegmentEditor")
+        editor = slicer.modules.segmenteditor.widgetRepresentation().self().editor
+        editor.setSegmentationNode(self.ui.segmentationSelector.currentNode())
+        editor.setSourceVolumeNode(self.ui.inputVolumeSelector.currentNode())
+
+    def onSaveTrainingCase(self):
+        import qt
+
+        folder = qt.QFileDialog.getExistingDirectory(None, "Dataset folder for thighseg train")
+        if not folder:
+            return
+        ct = self.ui.inputVolumeSelector.currentNode()
+        name = qt.QInputDialog.getText(None, "Save as training case", "Case name:", qt.QLineEdit.Normal,
+                                       ct.GetName().replace(" ", "_"))
+        if name:
+            with slicer.util.tryWithErrorDisplay("Could not save the training case."):
+                case = self.logic.save_training_case(ct, self.ui.segmentationSelector.currentNode(), folder, name)
+                self.ui.statusLabel.text = f"Saved {case}: fine-tune with thighseg train {folder} --init MODEL"
+
+    def onComparePrior(self):
+        prior = self.ui.priorSegmentationSelector.currentNode()
+        if prior is None:
+            slicer.util.errorDisplay("Select the prior segmentation first.")
+            return
+        with slicer.util.tryWithErrorDisplay("Could not compare with the prior.", waitCursor=True):
+            table = self.logic.compare_with_prior(self.ui.segmentationSelector.currentNode(), prior,
+                                                  self.ui.inputVolumeSelector.currentNode())
+            self.showTable(self.ui.changeTable, table)
+
+
+def _format_cell(value) -> str:
+    if isinstance(value, float):
+        return "–" if value != value else f"{value:.1f}"  # NaN: no value (e.g. asymmetry of absent muscles)
+    return str(value)
 
 
 class ThighMuscleSegLogic(ScriptedLoadableModuleLogic, SceneLogic):

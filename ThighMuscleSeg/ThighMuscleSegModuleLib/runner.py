@@ -90,7 +90,7 @@ class ThighsegProcess:
             if self.state.stage == "done":
                 self.state.result = event
             elif self.state.stage == "error":
-                self.state.status = "error"
+                self.state.status = "cancelled" if self._cancel_requested else "error"
         if self._proc is not None and self._proc.poll() is not None and self._events.empty():
             self._finish(self._proc.returncode)
         return self.state

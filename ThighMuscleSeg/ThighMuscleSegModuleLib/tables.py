@@ -56,10 +56,10 @@ def change_table(scene, rows: list[VolumeChange], name: str):
 
 
 def table_rows(table_node) -> list[dict]:
-    """The table's rows as dicts keyed by column title (tests, export)."""
+    """The table's rows as dicts keyed by column title, values in their column's type."""
     table = table_node.GetTable()
-    cols = [table.GetColumn(c).GetName() for c in range(table.GetNumberOfColumns())]
-    return [{cols[c]: table.GetValue(r, c).ToString() for c in range(len(cols))} for r in range(table.GetNumberOfRows())]
+    columns = [table.GetColumn(c) for c in range(table.GetNumberOfColumns())]
+    return [{col.GetName(): col.GetValue(r) for col in columns} for r in range(table.GetNumberOfRows())]
 
 
 def export_csv(table_node, path) -> None:
