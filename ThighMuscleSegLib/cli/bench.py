@@ -1,13 +1,142 @@
-"""``thighseg bench``: not built yet (the Engine issue)."""
+"""``thighseg bench``: per-stage times and peak memory of ``thighseg segment`` on a phantom CT
+of 512 × 512 × 500, on the CPU and (where present) the GPU, against a 3D U-Net run on the
+same thighs. Speed lives here, never in timed tests."""
 
 from __future__ import annotations
 
-from .common import not_built
+import json
+import platform
+import resource
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import SimpleITK as sitk
 
 
 def add_arguments(parser) -> None:
-    pass
+    parser.add_argument("--json", action="store_true", help="print one JSON object instead of a table")
+    parser.add_argument("--slices", type=int, default=500, help="slices of the benchmark CT (default 500)")
+    parser.add_argument("--model", metavar="FILE", help="model to time (default: the bundled one, else random weights)")
+    parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, plus cuda/mps when present")
+    parser.add_argument("--seed", type=int, default=42)
+
+
+def bench_ct(slices: int, seed: int) -> sitk.Image:
+    """A full-size phantom stretched to ``slices`` slices of the same field (512 × 512 in-plane)."""
+    from ..phantom.synth import make_case
+
+    ct = make_case(seed, size="full").ct
+    size = list(ct.GetSize())
+    extent = ct.GetSpacing()[2] * (size[2] - 1)
+    ref = sitk.Image([size[0], size[1], slices], ct.GetPixelID())
+    ref.SetOrigin(ct.GetOrigin())
+    ref.SetDirection(ct.GetDirection())
+    ref.SetSpacing((ct.GetSpacing()[0], ct.GetSpacing()[1], extent / (slices - 1)))
+    return sitk.Resample(ct, ref, sitk.Transform(), sitk.sitkLinear, -1000)
+
+
+def _model_path(arg: str | None, work: Path) -> tuple[Path, str]:
+    from ..defaults import default_model_path
+    from ..io import InputError
+    from ..models import ModelSettings, random_model, save_model
+
+    if arg:
+        return Path(arg), arg
+    try:
+        return default_model_path(), "bundled"
+    except InputError:
+        m = random_model(ModelSettings(), seed=0)
+        return save_model(work / "random.tmsmodel", m.settings, m.nets), "random weights (default width)"
+
+
+def _segment(ct_path: Path, model: Path, device: str, out: Path) -> dict:
+    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    t0 = time.perf_counter()
+    r = subprocess.run([sys.executable, "-m", "ThighMuscleSegLib.cli.main", "segment", str(ct_path), "--out",
+                        str(out), "--model", str(model), "--device", device, "--progress", "json"],
+                       capture_output=True, text=True)
+    wall = time.perf_counter() - t0
+    if r.returncode != 0:
+        raise RuntimeError(f"segment failed on {device}: {r.stderr.strip().splitlines()[-1:]}")
+    done = json.loads(r.stdout.strip().splitlines()[-1])
+    peak_mb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
+    return {"device": done["device"], "end_to_end_s": round(wall, 2), "pipeline_s": done["seconds"],
+            "peak_rss_mb": round(peak_mb, 1), "stages": done["stages"]}
+
+
+def _baseline_3d(ct: sitk.Image) -> float:
+    """Both thighs through the 3D U-Net (random weights, default width), sliding window."""
+    from .. import framing
+    from ..inference.predict import predict_thigh
+    from ..models import ModelSettings, random_model
+
+    model = random_model(ModelSettings.for_architecture("3d"), seed=0)
+    frames = framing.frame_thighs(ct)
+    t0 = time.perf_counter()
+    for f in frames:
+        predict_thigh(framing.to_grid(ct, f, "linear"), model, device="cpu")
+    return time.perf_counter() - t0
 
 
 def run(args) -> int:
-    return not_built("bench", "the Engine issue")
+    import torch
+
+    devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + \
+        (["mps"] if getattr(torch.backends, "mps", None) and torch.backends.mps.is_available() else [])
+    with tempfile.TemporaryDirectory(prefix="thighseg-bench-") as tmp:
+        work = Path(tmp)
+        ct = bench_ct(args.slices, args.seed)
+        ct_path = work / "bench_ct.nii"
+        sitk.WriteImage(ct, str(ct_path))
+        model, model_name = _model_path(args.model, work)
+        runs = [_segment(ct_path, model, d, work / f"out_{d}") for d in devices]
+        baseline = _baseline_3d(ct)
+        framing = _framing_bench(work, args.seed)
+    cpu = runs[0]
+    infer_25d = sum(v for k, v in cpu["stages"].items() if k.split()[-1] in ("axial", "coronal", "sagittal"))
+    result = {**cpu, "ct_size": list(ct.GetSize()), "model": model_name, "machine": _machine(),
+              "runs": runs, "baseline_3d_s": round(baseline, 2),
+              "views_2_5d_s": round(infer_25d, 2),
+              "ratio_3d_to_2_5d_views": round(baseline / infer_25d, 2) if infer_25d else None,
+              "framing": framing}
+    if args.json:
+        print(json.dumps(result))
+        return 0
+    print(f"thighseg bench: CT {ct.GetSize()}, model: {model_name}, machine: {result['machine']}")
+    for run_ in runs:
+        print(f"\n{run_['device']}: end to end {run_['end_to_end_s']} s (pipeline {run_['pipeline_s']} s), "
+              f"peak RSS {run_['peak_rss_mb']} MB")
+        for stage, s in run_["stages"].items():
+            print(f"  {stage:<18} {s:7.2f} s")
+    print(f"\nframing alone, {framing['ct_size']}: {framing['frame_s']} s, extra peak memory "
+          f"{framing['extra_peak_mb']} MB (one float32 copy of the CT would be {framing['float_copy_mb']} MB)")
+    print(f"\n3D U-Net sliding window, both thighs: {baseline:.2f} s vs {infer_25d:.2f} s for the 2.5D views "
+          f"({result['ratio_3d_to_2_5d_views']}x)")
+    return 0
+
+
+def _framing_bench(work: Path, seed: int, slices: int = 600) -> dict:
+    """Framing a 512 × 512 × 600 CT in a fresh process: seconds and the peak memory it adds
+    beyond the CT itself (measured from the process's peak RSS before and after)."""
+    path = work / "frame_ct.nii"
+    sitk.WriteImage(bench_ct(slices, seed), str(path))
+    code = ("import json, resource, time, SimpleITK as sitk; from ThighMuscleSegLib import framing;"
+            f"ct = sitk.ReadImage({str(path)!r}); import numpy;"
+            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; t = time.perf_counter();"
+            "frames = framing.frame_thighs(ct); grids = [framing.to_grid(ct, f) for f in frames];"
+            "s = time.perf_counter() - t; after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
+            "print(json.dumps({'frame_s': round(s, 2), 'extra_peak_mb': round((after - before) / 1024, 1),"
+            "'float_copy_mb': round(4 * numpy.prod(ct.GetSize()) / 2**20, 1), 'ct_size': list(ct.GetSize()),"
+            "'thighs': len(frames)}))")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    return json.loads(r.stdout)
+
+
+def _machine() -> str:
+    import os
+
+    return f"{platform.machine()}, {os.cpu_count()} CPU cores, {platform.python_implementation()} {platform.python_version()}"
+

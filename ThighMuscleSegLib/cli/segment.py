@@ -52,13 +52,17 @@ def run(args) -> int:
         model_path = Path(args.model) if args.model else default_model_path()
         model = load_model(model_path)
         progress.update("read", 0.0, f"reading {args.input}")
+        t_read = time.perf_counter()
         ct = tio.read_ct(args.input, series_uid=args.series)
+        read_s = time.perf_counter() - t_read
         dicom_files = _dicom_files(args.input, ct)
         override = {"z_range_mm": tuple(args.thigh_range)} if args.thigh_range else None
         result = segment_ct(ct, model, device=args.device, override=override, progress=progress,
                             fusion=args.fusion, log=lambda m: progress.update("infer right", 0.0, m))
+        t_write = time.perf_counter()
         written = write_outputs(result, args.out, dicom_files=dicom_files, overwrite=args.overwrite,
                                 progress=progress)
+        stages = {"read": read_s, **result.seconds, "write": time.perf_counter() - t_write}
     except Cancelled:
         progress.finish("error", message="cancelled; no outputs were written")
         raise
@@ -68,7 +72,8 @@ def run(args) -> int:
     seconds = time.perf_counter() - t0
     progress.finish("done", message=f"segmented {len(result.frames)} thigh(s) in {seconds:.1f} s on {result.device}",
                     outputs=[str(p) for p in written], seconds=round(seconds, 2), device=result.device,
-                    sides=[f.side for f in result.frames], disagreement=round(disagreement_share(result), 4))
+                    sides=[f.side for f in result.frames], disagreement=round(disagreement_share(result), 4),
+                    stages={k: round(v, 3) for k, v in stages.items()})
     if not json_mode:
         print(f"{len(result.frames)} thigh(s) segmented in {seconds:.1f} s on {result.device}; "
               f"the views disagree on {100 * disagreement_share(result):.1f} % of muscle voxels.")
