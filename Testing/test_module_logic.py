@@ -152,3 +152,16 @@ def test_cancel_stops_the_run_and_leaves_the_scene_as_it_was(mrml, logic, small_
     assert not job.out_dir.exists() or list(job.out_dir.iterdir()) == []
     with pytest.raises(RuntimeError, match="cancelled"):
         logic.finish_segmentation(job)
+
+
+def test_a_saved_training_case_is_read_by_thighseg_train(mrml, logic, small_phantom, tmp_path):
+    from ThighMuscleSegLib.cli.main import main
+    from ThighMuscleSegLib.models import load_model
+
+    ct_node = _phantom_ct_node(mrml, small_phantom)
+    seg = logic.import_labels(small_phantom / "labels.nii.gz", ct_node)  # stands for a corrected result
+    logic.save_training_case(ct_node, seg, tmp_path / "dataset", "corrected01")
+    out = tmp_path / "tuned.tmsmodel"
+    assert main(["train", str(tmp_path / "dataset"), "--out", str(out), "--epochs", "1", "--steps-per-view", "1",
+                 "--width", "4", "--device", "cpu"]) == 0
+    assert load_model(out).settings.training["data"]["train_cases"] == ["corrected01"]

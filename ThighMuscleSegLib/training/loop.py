@@ -165,7 +165,7 @@ def _train_view(net, optim, sampler: SliceSampler, thighs, view, settings, cfg: 
         optim.zero_grad(set_to_none=True)
         loss.backward()
         optim.step()
-        total += float(loss) * len(items)
+        total += loss.item() * len(items)
         seen += len(items)
         if progress is not None:
             frac = ((epoch - 1) + (b + 1) / len(batches)) / cfg.epochs

@@ -82,7 +82,7 @@ def train_3d(train_thighs, val_thighs, cfg, out, init, resume, progress, log, da
                 optim.zero_grad(set_to_none=True)
                 loss.backward()
                 optim.step()
-                total, seen = total + float(loss) * batch, seen + batch
+                total, seen = total + loss.item() * batch, seen + batch
                 if progress is not None:
                     progress.update("train", ((epoch - 1) + (step + 1) / steps) / cfg.epochs,
                                     f"epoch {epoch}/{cfg.epochs} 3D: patch batch {step + 1}/{steps}")
