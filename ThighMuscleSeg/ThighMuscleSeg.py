@@ -229,7 +229,8 @@ class ThighMuscleSegLogic(ScriptedLoadableModuleLogic, SceneLogic):
 
 
 class ThighMuscleSegTest(ScriptedLoadableModuleTest):
-    """Runs inside Slicer: Reload and Test in the module panel, or Slicer --python-code."""
+    """Runs inside Slicer: Reload and Test in the module panel, or Slicer --python-code.
+    The same logic is tested headless against slicer-core in the repository's Testing/."""
 
     def setUp(self):
         slicer.mrmlScene.Clear(0)
@@ -237,6 +238,8 @@ class ThighMuscleSegTest(ScriptedLoadableModuleTest):
     def runTest(self):
         self.setUp()
         self.test_import_labels_gives_twenty_named_segments()
+        self.setUp()
+        self.test_whole_flow_on_a_phantom()
 
     def test_import_labels_gives_twenty_named_segments(self):
         import tempfile
@@ -260,5 +263,40 @@ class ThighMuscleSegTest(ScriptedLoadableModuleTest):
             segment = segmentation.GetSegment(segmentation.GetSegmentIdBySegmentName(seg.name))
             self.assertIsNotNone(segment, seg.name)
             self.assertEqual(segment.GetTerminology(), seg.slicer_terminology())
-        logging.info("ThighMuscleSegTest passed")
-        self.delayDisplay("Test passed")
+        self.delayDisplay("Import test passed")
+
+    def test_whole_flow_on_a_phantom(self):
+        """Phantom CT -> Segment thighs (subprocess) -> segmentation, table, export,
+        training case and prior comparison, as a user would click through them."""
+        import tempfile
+        import time
+        from pathlib import Path
+
+        import qt
+
+        from ThighMuscleSegLib.phantom.synth import make_case
+        from ThighMuscleSegModuleLib.scene import volume_node_from_image
+        from ThighMuscleSegModuleLib.tables import table_rows
+
+        self.delayDisplay("Making a small phantom CT")
+        ct_node = volume_node_from_image(slicer.mrmlScene, make_case(7, size="small").ct, "Phantom CT")
+        logic = ThighMuscleSegLogic()
+        self.delayDisplay("Segmenting (separate process)")
+        job = logic.start_segmentation(ct_node, device="auto")
+        deadline = time.time() + 900
+        while job.process.poll().status == "running" and time.time() < deadline:
+            slicer.app.processEvents(qt.QEventLoop.AllEvents, 200)
+        self.assertEqual(job.process.state.status, "done", job.process.state.message)
+        result = logic.finish_segmentation(job)
+        self.assertEqual(result.segmentation.GetSegmentation().GetNumberOfSegments(), 20)
+        rows = table_rows(result.volumes)
+        self.assertEqual(len(rows), 20)
+        self.assertGreater(sum(1 for r in rows if r["Volume (cm3)"] > 0), 15)
+        with tempfile.TemporaryDirectory() as tmp:
+            exported = logic.export_table(result.volumes, Path(tmp) / "volumes.csv")
+            self.assertTrue(exported.is_file())
+            case = logic.save_training_case(ct_node, result.segmentation, Path(tmp) / "dataset", "phantom07")
+            self.assertTrue((case / "labels.nii.gz").is_file())
+        change = table_rows(logic.compare_with_prior(result.segmentation, result.segmentation, ct_node))
+        self.assertTrue(all(r["Change (cm3)"] == 0 for r in change))
+        self.delayDisplay("Whole-flow test passed")
