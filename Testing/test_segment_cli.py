@@ -120,3 +120,21 @@ def test_cancel_with_sigterm_leaves_nothing_behind(small_phantom, random_model_f
     proc.wait(timeout=120)
     assert proc.returncode == 130
     assert not out.exists() or os.listdir(out) == []
+
+
+def test_dicom_input_also_gets_a_dicom_seg(small_phantom, random_model_file, tmp_path):
+    import pydicom
+
+    from ThighMuscleSegLib.phantom.writer import write_dicom_series
+
+    ct = sitk.ReadImage(str(small_phantom / "ct.nii.gz"))
+    (tmp_path / "dicom").mkdir()
+    write_dicom_series(ct, tmp_path / "dicom", seed=11)
+    r = thighseg("segment", tmp_path / "dicom", "--out", tmp_path / "out", "--model", random_model_file,
+                 "--device", "cpu")
+    assert r.returncode == 0, r.stderr
+    assert set(os.listdir(tmp_path / "out")) == OUTPUTS | {"segmentation.dcm"}
+    seg = pydicom.dcmread(tmp_path / "out" / "segmentation.dcm")
+    assert seg.Modality == "SEG"
+    labels = sitk.ReadImage(str(tmp_path / "out" / "labels.nii.gz"))
+    assert np.allclose(labels.GetOrigin(), ct.GetOrigin(), atol=1e-2)

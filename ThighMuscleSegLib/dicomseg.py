@@ -108,13 +108,20 @@ def write_dicom_seg(labels: sitk.Image, source_dicom_files: list[str], path: str
     descs = segment_descriptions(present)
     for number, desc in enumerate(descs, start=1):
         desc.SegmentNumber = number
-    seg = hd.seg.Segmentation(
-        source_images=sources, pixel_array=lut[np.asarray(arr)], segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
+    try:
+        seg = _segmentation(hd, sources, lut[np.asarray(arr)], descs, series_number)
+    except ValueError as e:  # highdicom names what the source series lacks
+        raise InputError(f"cannot write a DICOM SEG for this series: {e}") from None
+    with atomic_path(path) as tmp:
+        seg.save_as(tmp)
+    return Path(path)
+
+
+def _segmentation(hd, sources, pixels, descs, series_number):
+    return hd.seg.Segmentation(
+        source_images=sources, pixel_array=pixels, segmentation_type=hd.seg.SegmentationTypeValues.BINARY,
         segment_descriptions=descs, series_instance_uid=hd.UID(), series_number=series_number,
         sop_instance_uid=hd.UID(), instance_number=1, manufacturer="ThighMuscleSeg",
         manufacturer_model_name="ThighMuscleSeg 2.5D U-Net", software_versions=__version__,
         device_serial_number="0", content_label="THIGHMUSCLES", content_description="Thigh muscles, both sides",
         series_description="Thigh muscle segmentation")
-    with atomic_path(path) as tmp:
-        seg.save_as(tmp)
-    return Path(path)

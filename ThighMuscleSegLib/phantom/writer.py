@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import hashlib
 import shutil
 import tempfile
 from pathlib import Path
@@ -29,7 +30,8 @@ def write_dicom_series(ct: sitk.Image, folder: Path, seed: int) -> None:
     tmp = Path(tempfile.mkdtemp(prefix=".dicom-", dir=folder.parent))
     try:
         uid_root = "1.2.826.0.1.3680043.10.543."
-        series_uid = f"{uid_root}{seed}.{abs(hash(('series', seed))) % 10**12}"
+        # hashlib, not hash(): str hashing is salted per process and the files must not vary
+        series_uid = f"{uid_root}{seed}.{int(hashlib.sha256(f'series {seed}'.encode()).hexdigest()[:12], 16)}"
         study_uid = f"{uid_root}{seed}.1"
         ct_u = sitk.Cast(ct, sitk.sitkInt16)
         w = sitk.ImageFileWriter()
@@ -44,6 +46,7 @@ def write_dicom_series(ct: sitk.Image, folder: Path, seed: int) -> None:
                 "0008|0060": "CT", "0008|0008": "DERIVED\\SECONDARY\\AXIAL",
                 "0008|103e": "thighseg phantom", "0010|0010": f"Phantom^{seed}", "0010|0020": f"PH{seed:06d}",
                 "0020|000d": study_uid, "0020|000e": series_uid, "0020|0011": "1",
+                "0020|0052": f"{study_uid}.2",  # frame of reference: a DICOM SEG must reference it
                 "0020|0013": str(k + 1), "0020|0032": "\\".join(f"{v:.4f}" for v in pos),
                 "0020|0037": orient, "0018|0050": f"{ct.GetSpacing()[2]:.4f}",
                 "0028|1052": "0", "0028|1053": "1", "0008|0018": f"{series_uid}.{k + 1}",
