@@ -51,26 +51,32 @@ def render_views(scene, ct_node, segmentation_node, out_dir, size=(800, 600)) ->
     bounds = _segmentation_bounds(segmentation_node)
     segmentation_node.CreateClosedSurfaceRepresentation()
 
-    added: list = []
+    nodes_before = _node_ids(mrml_scene)
     display = ct_node.GetDisplayNode()
     saved_window = (display.GetAutoWindowLevel(), display.GetWindow(), display.GetLevel())
     try:
         display.SetAutoWindowLevel(0)
         display.SetWindowLevel(*SOFT_TISSUE_WINDOW)
         written = {"view3d": _render_3d(mrml_scene, app_logic, bounds, width, height,
-                                        out_dir / "view3d.png", added)}
+                                        out_dir / "view3d.png")}
         for orientation in ("Axial", "Coronal"):
             path = out_dir / f"slice_{orientation.lower()}.png"
             written[f"slice_{orientation.lower()}"] = _render_slice(
-                mrml_scene, app_logic, ct_node, orientation, bounds, width, height, path, added)
+                mrml_scene, app_logic, ct_node, orientation, bounds, width, height, path)
     finally:
         display.SetAutoWindowLevel(saved_window[0])
         if not saved_window[0]:
             display.SetWindowLevel(saved_window[1], saved_window[2])
-        for node in added:
-            if node.GetScene() is mrml_scene:
+        # Views, cameras, slice planes' models and transforms made here go again.
+        for node_id in reversed(_node_ids(mrml_scene)):
+            node = mrml_scene.GetNodeByID(node_id)
+            if node_id not in nodes_before and node is not None:
                 mrml_scene.RemoveNode(node)
     return written
+
+
+def _node_ids(mrml_scene) -> list[str]:
+    return [mrml_scene.GetNthNode(i).GetID() for i in range(mrml_scene.GetNumberOfNodes())]
 
 
 def _application_logic(mrml_scene):
@@ -107,9 +113,8 @@ def _managers(factory, names, app_logic, renderer):
     return factory.InstantiateDisplayableManagers(renderer)
 
 
-def _render_3d(mrml_scene, app_logic, bounds, width, height, path: Path, added: list) -> Path:
+def _render_3d(mrml_scene, app_logic, bounds, width, height, path: Path) -> Path:
     view = mrml_scene.AddNewNodeByClass("vtkMRMLViewNode")
-    added.append(view)
     view.SetLayoutName("ThighMuscleSegScreenshot")
     view.SetBackgroundColor(*VIEW_BACKGROUND)
     view.SetBackgroundColor2(*VIEW_BACKGROUND)
@@ -119,22 +124,11 @@ def _render_3d(mrml_scene, app_logic, bounds, width, height, path: Path, added: 
     group = _managers(slicer.vtkMRMLThreeDViewDisplayableManagerFactory.GetInstance(),
                       _3D_MANAGERS, app_logic, renderer)
     group.SetMRMLDisplayableNode(view)
-    camera_node = _camera_node_of(mrml_scene, view)
-    if camera_node is not None:
-        added.append(camera_node)
     _frame_anterior(renderer, bounds)
     try:
         return _write_png(window, path)
     finally:
         group.SetMRMLDisplayableNode(None)
-
-
-def _camera_node_of(mrml_scene, view):
-    for i in range(mrml_scene.GetNumberOfNodesByClass("vtkMRMLCameraNode")):
-        node = mrml_scene.GetNthNodeByClass(i, "vtkMRMLCameraNode")
-        if node.GetLayoutName() == view.GetLayoutName():
-            return node
-    return None
 
 
 def _frame_anterior(renderer, bounds) -> None:
@@ -150,12 +144,11 @@ def _frame_anterior(renderer, bounds) -> None:
 
 
 def _render_slice(mrml_scene, app_logic, ct_node, orientation, bounds, width, height,
-                  path: Path, added: list) -> Path:
+                  path: Path) -> Path:
     logic = slicer.vtkMRMLSliceLogic()
     logic.SetMRMLScene(mrml_scene)
     logic.SetMRMLApplicationLogic(app_logic)
     slice_node = logic.AddSliceNode(f"ThighMuscleSeg{orientation}")
-    added += [slice_node, logic.GetSliceCompositeNode()]
     getattr(slice_node, f"SetOrientationTo{orientation}")()
     logic.GetSliceCompositeNode().SetBackgroundVolumeID(ct_node.GetID())
     slice_node.SetDimensions(width, height, 1)
