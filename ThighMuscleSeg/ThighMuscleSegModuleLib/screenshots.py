@@ -239,11 +239,8 @@ def main(argv: list[str] | None = None) -> int:
 def _render_files(ct_path, labels_path, out_dir, size) -> dict[str, Path]:
     import SimpleITK as sitk
 
-    from ThighMuscleSegModuleLib.scene import segmentation_from_labels, volume_node_from_image
-    try:  # the headless scene of the tests, run from the repository root
-        from Testing.slicer_harness import make_scene
-    except ImportError:
-        from slicer_harness import make_scene
+    from .headless import make_scene
+    from .scene import segmentation_from_labels, volume_node_from_image
 
     ct = io.read_ct(ct_path)
     if not Path(labels_path).is_file():
