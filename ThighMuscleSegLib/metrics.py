@@ -51,13 +51,15 @@ def surface(mask: np.ndarray) -> np.ndarray:
 
 def surface_distances(a: np.ndarray, b: np.ndarray, spacing_zyx) -> np.ndarray:
     """Pooled distances (mm) of A's surface to B's and of B's surface to A's."""
-    sa, sb = surface(a), surface(b)
-    if not sa.any() or not sb.any():
+    from scipy.spatial import cKDTree
+
+    pa = np.argwhere(surface(a)) * np.asarray(spacing_zyx, float)  # surface voxel centres, mm
+    pb = np.argwhere(surface(b)) * np.asarray(spacing_zyx, float)
+    if len(pa) == 0 or len(pb) == 0:
         return np.array([], dtype=np.float64)
-    # Distance from every voxel to the nearest surface voxel of the other mask.
-    to_b = ndimage.distance_transform_edt(~sb, sampling=spacing_zyx)
-    to_a = ndimage.distance_transform_edt(~sa, sampling=spacing_zyx)
-    return np.concatenate([to_b[sa], to_a[sb]])
+    # Nearest surface voxel of the other mask: a k-d tree over the surfaces only, far cheaper
+    # than distance transforms over the whole bounding box at CT resolution.
+    return np.concatenate([cKDTree(pb).query(pa)[0], cKDTree(pa).query(pb)[0]])
 
 
 def asd_and_hd95(a: np.ndarray, b: np.ndarray, spacing_zyx) -> tuple[float, float]:
