@@ -14,6 +14,7 @@ import SimpleITK as sitk
 from . import __version__
 from . import framing
 from . import io as tio
+from .inference.predict import predict_thigh
 from .models import Model
 from .outputs import StagedOutputs
 from .progress import RenamedStages
@@ -50,7 +51,7 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
         grid = framing.to_grid(ct, frame, "linear")
         scoped = RenamedStages(progress, {s: f"{s} {frame.side}" for s in ("infer", "fuse", "clean")}) \
             if progress is not None else None
-        pred = model_prediction(grid, model, device, scoped, fusion, log)
+        pred = predict_thigh(grid, model, device=device, progress=scoped, fusion=fusion, log=log)
         label_grids[frame.side] = pred.labels
         disagreement_grids[frame.side] = pred.disagreement
         used_device = pred.device
@@ -64,12 +65,6 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
     disagreement = framing.map_to_ct(disagreement_grids, frames, ct)
     seconds["unframe"] = time.perf_counter() - t0
     return Segmentation(ct, labels, disagreement, frames, used_device, seconds)
-
-
-def model_prediction(grid, model, device, progress, fusion, log):
-    from .inference.predict import predict_thigh
-
-    return predict_thigh(grid, model, device=device, progress=progress, fusion=fusion, log=log)
 
 
 def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: list[str] | None = None,
