@@ -57,6 +57,13 @@ def checkpoint_path(model_path: str | Path) -> Path:
     return Path(str(model_path) + ".ckpt")
 
 
+def best_description(best: dict, val_thighs) -> str:
+    """How the kept epoch was chosen: validation Dice, or (no validation cases) the lowest loss."""
+    if val_thighs:
+        return f"validation Dice {best['dice']:.3f}"
+    return f"no validation cases: lowest training loss {-best['dice']:.3f}"
+
+
 def _mean_dice(pred_ids: np.ndarray, gt_ids: np.ndarray) -> float:
     scores = [metrics.dice(pred_ids == c, gt_ids == c) for c in range(1, NUM_MUSCLES + 1) if (gt_ids == c).any()]
     return float(np.mean(scores)) if scores else float("nan")
@@ -139,14 +146,14 @@ def train(train_thighs: list[FramedThigh], val_thighs: list[FramedThigh], cfg: T
                 + f"; validation Dice {val:.3f}; {rec.slices_per_s:.1f} slices/s; ETA {eta / 60:.1f} min")
     for v, state in best["states"].items():
         nets[v].load_state_dict(state)
-    summary = {"epochs": cfg.epochs, "best_epoch": best["epoch"], "best_val_dice": best["dice"],
+    summary = {"epochs": cfg.epochs, "best_epoch": best["epoch"], "best_val_dice": best["dice"] if val_thighs else None,
                "device": str(dev), "config": {k: v for k, v in asdict(cfg).items() if k != "augment"},
                "augment": asdict(cfg.augment), "history": [asdict(r) for r in history],
                "init": str(init) if init else None, "data": data_summary or {},
                "train_slices_per_s": float(np.mean([r.slices_per_s for r in history])) if history else None}
     final = ModelSettings.from_dict({**settings.to_dict(), "training": summary})
     path = save_model(out, final, {v: n.cpu() for v, n in nets.items()})
-    log(f"wrote {path} (best epoch {best['epoch']}, validation Dice {best['dice']:.3f})")
+    log(f"wrote {path} (best epoch {best['epoch']}, {best_description(best, val_thighs)})")
     return path
 
 

@@ -21,7 +21,7 @@ from ..inference.device import resolve_device, torch_threads
 from ..models import Model, ModelSettings, VOLUME_VIEW, build_net, load_model, save_model
 from ..models.settings import window_hu
 from .augment import random_affine
-from .loop import EpochRecord, _initial_settings, _save_checkpoint, checkpoint_path, validate
+from .loop import EpochRecord, _initial_settings, _save_checkpoint, best_description, checkpoint_path, validate
 from .loss import dice_loss
 
 
@@ -99,11 +99,12 @@ def train_3d(train_thighs, val_thighs, cfg, out, init, resume, progress, log, da
             log(f"epoch {epoch}/{cfg.epochs}: 3D loss {rec.loss[VOLUME_VIEW]:.3f}; validation Dice {val:.3f}; "
                 f"{rec.slices_per_s:.1f} slice-equivalents/s")
     net.load_state_dict(best["states"][VOLUME_VIEW])
-    summary = {"epochs": cfg.epochs, "best_epoch": best["epoch"], "best_val_dice": best["dice"], "device": str(dev),
+    summary = {"epochs": cfg.epochs, "best_epoch": best["epoch"],
+               "best_val_dice": best["dice"] if val_thighs else None, "device": str(dev),
                "config": {k: v for k, v in asdict(cfg).items() if k != "augment"}, "augment": asdict(cfg.augment),
                "history": [asdict(r) for r in history], "init": str(init) if init else None,
                "data": data_summary or {}, "patch": list(patch)}
     final = ModelSettings.from_dict({**settings.to_dict(), "training": summary})
     path = save_model(out, final, {VOLUME_VIEW: net.cpu()})
-    log(f"wrote {path} (best epoch {best['epoch']}, validation Dice {best['dice']:.3f})")
+    log(f"wrote {path} (best epoch {best['epoch']}, {best_description(best, val_thighs)})")
     return path
