@@ -5,9 +5,9 @@ from __future__ import annotations
 from pathlib import Path
 
 from .io import InputError
+from .resources import RESOURCES
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
-MODELS_DIR = REPO_ROOT / "Resources" / "Models"
+MODELS_DIR = RESOURCES / "Models"
 DEFAULT_MODEL_NAME = "thighseg-2.5d-phantom.tmsmodel"
 
 
