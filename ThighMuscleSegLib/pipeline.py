@@ -5,6 +5,7 @@ sequences them and reports progress.
 
 from __future__ import annotations
 
+import logging
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
@@ -14,6 +15,7 @@ import SimpleITK as sitk
 from . import __version__
 from . import framing
 from . import io as tio
+from .inference.device import resolve_device
 from .inference.predict import predict_thigh
 from .models import Model
 from .outputs import StagedOutputs
@@ -40,6 +42,10 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
                fusion: str = "vote", log=None) -> Segmentation:
     """Muscles of both thighs of ``ct``, in ``ct``'s geometry."""
     seconds: dict[str, float] = {}
+    dev, why = resolve_device(device)  # once per CT, so a fallback is reported once, not per thigh
+    if why:
+        (log or logging.getLogger(__name__).warning)(why)
+    device = str(dev)
     t0 = time.perf_counter()
     if progress is not None:
         progress.update("frame", 0.0, "finding the thighs")

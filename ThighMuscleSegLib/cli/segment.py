@@ -70,13 +70,14 @@ def run(args) -> int:
         progress.finish("error", message=str(e))
         raise
     seconds = time.perf_counter() - t0
+    share = disagreement_share(result)  # one pass over the label volumes, used twice below
     progress.finish("done", message=f"segmented {len(result.frames)} thigh(s) in {seconds:.1f} s on {result.device}",
                     outputs=[str(p) for p in written], seconds=round(seconds, 2), device=result.device,
-                    sides=[f.side for f in result.frames], disagreement=round(disagreement_share(result), 4),
+                    sides=[f.side for f in result.frames], disagreement=round(share, 4),
                     stages={k: round(v, 3) for k, v in stages.items()})
     if not json_mode:
         print(f"{len(result.frames)} thigh(s) segmented in {seconds:.1f} s on {result.device}; "
-              f"the views disagree on {100 * disagreement_share(result):.1f} % of muscle voxels.")
+              f"the views disagree on {100 * share:.1f} % of muscle voxels.")
         for p in written:
             print(f"  {p}")
     return 0
