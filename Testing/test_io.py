@@ -102,3 +102,37 @@ def test_written_files_get_normal_permissions_not_private_temp_ones(tmp_path):
     finally:
         os.umask(old)
     assert dest.stat().st_mode & 0o777 == 0o644
+
+
+def test_nifti_gz_of_several_gzip_members_reads_back_whole(tmp_path, monkeypatch):
+    """Blocks compressed in parallel are separate gzip members; ITK must read all of them."""
+    import gzip
+
+    from ThighMuscleSegLib import gzipio
+
+    monkeypatch.setattr(gzipio, "BLOCK_BYTES", 4096)  # a 64 KB image -> many members
+    rng = np.random.default_rng(0)
+    img = make_image(rng.integers(-1000, 2000, (16, 32, 64)).astype(np.int16), spacing=(0.7, 0.7, 1.5),
+                     origin=(1.0, 2.0, 3.0))
+    dest = tio.write_image(img, tmp_path / "ct.nii.gz")
+    assert len(gzip.open(dest).read()) == 352 + img.GetNumberOfPixels() * 2  # header + int16 voxels
+    raw = dest.read_bytes()
+    assert raw.count(b"\x1f\x8b\x08") >= 16  # really several members
+    back = sitk.ReadImage(str(dest))
+    assert np.array_equal(sitk.GetArrayFromImage(back), sitk.GetArrayFromImage(img))
+    assert tio.same_geometry(back, img)
+    assert os.listdir(tmp_path) == ["ct.nii.gz"]  # no uncompressed temporary left behind
+
+
+def test_failed_nifti_gz_write_leaves_no_temporaries(tmp_path, monkeypatch):
+    from ThighMuscleSegLib import gzipio
+
+    def disk_full(*args, **kwargs):
+        raise OSError(28, "No space left on device")
+
+    (tmp_path / "ct.nii.gz").write_bytes(b"precious")
+    monkeypatch.setattr(gzipio, "gzip_file", disk_full)
+    with pytest.raises(OSError):
+        tio.write_image(_ct(), tmp_path / "ct.nii.gz")
+    assert os.listdir(tmp_path) == ["ct.nii.gz"]
+    assert (tmp_path / "ct.nii.gz").read_bytes() == b"precious"

@@ -175,7 +175,12 @@ def _umask() -> int:
 
 
 def write_image(image: sitk.Image, dest: str | os.PathLike, compress: bool = True) -> Path:
-    """Write an image atomically (format from the suffix)."""
+    """Write an image atomically (format from the suffix; .nii.gz on all cores, see gzipio)."""
+    from .gzipio import write_nifti_gz
+
     with atomic_path(dest) as tmp:
-        sitk.WriteImage(image, str(tmp), compress)
+        if compress and str(dest).endswith(".nii.gz"):
+            write_nifti_gz(image, tmp)
+        else:
+            sitk.WriteImage(image, str(tmp), compress)
     return Path(dest)

@@ -11,18 +11,7 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from ..io import InputError, atomic_path
-
-NIFTI_COMPRESSION_LEVEL = 1  # int16 CT with noise barely compresses better at higher levels
-
-
-def _write_nifti(image: sitk.Image, dest: Path) -> None:
-    with atomic_path(dest) as tmp:
-        w = sitk.ImageFileWriter()
-        w.SetFileName(str(tmp))
-        w.UseCompressionOn()
-        w.SetCompressionLevel(NIFTI_COMPRESSION_LEVEL)
-        w.Execute(image)
+from ..io import InputError, atomic_path, write_image
 
 
 def write_dicom_series(ct: sitk.Image, folder: Path, seed: int) -> None:
@@ -71,8 +60,8 @@ def write_case(case, folder: str | Path, fmt: str = "nifti") -> Path:
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder} exists and is not a folder")
     folder.mkdir(parents=True, exist_ok=True)
-    _write_nifti(case.ct, folder / "ct.nii.gz")
-    _write_nifti(case.labels, folder / "labels.nii.gz")
+    write_image(case.ct, folder / "ct.nii.gz")
+    write_image(case.labels, folder / "labels.nii.gz")
     if fmt == "dicom":
         write_dicom_series(case.ct, folder / "dicom", int(case.params.get("seed", 0)))
     with atomic_path(folder / "case.json") as tmp:
