@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import os
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage as ndi
@@ -11,6 +14,7 @@ from .template import CARTILAGE, CORTEX, INTERMUSCULAR_FAT, MARROW, OTHER_MUSCLE
 
 SUBCUT_FAT, SKIN, TABLE = 40, 41, 42
 NOISE_BANK = 8
+SLAB_SLICES = 16  # slices per unit of work: a few MB each, many units per core
 
 
 def _lut(rng: np.random.Generator, params: dict) -> tuple[np.ndarray, np.ndarray]:
@@ -42,20 +46,23 @@ def _smooth_1d(rng: np.random.Generator, n: int, amp: float, corr: float) -> np.
     return amp * x / max(float(np.abs(x).max()), 1e-6)
 
 
-def _noise(rng: np.random.Generator, shape, sigma_px: float) -> np.ndarray:
-    """Correlated unit noise: a small bank of filtered slices, shifted and flipped per slice."""
-    nz, ny, nx = shape
-    bank = ndi.gaussian_filter(rng.standard_normal((NOISE_BANK, ny, nx)).astype(np.float32),
-                               (0, sigma_px, sigma_px))
-    bank /= bank.std()
-    out = np.empty(shape, np.float32)
-    picks = rng.integers(0, NOISE_BANK, nz)
-    shifts = rng.integers(0, max(ny, nx), (nz, 2))
-    flips = rng.integers(0, 2, (nz, 2)).astype(bool)
-    for k in range(nz):
-        s = np.roll(bank[picks[k]], tuple(shifts[k]), axis=(0, 1))
-        out[k] = s[::-1 if flips[k, 0] else 1, ::-1 if flips[k, 1] else 1]
-    return out
+class NoiseBank:
+    """Correlated unit noise, drawn once and handed out slice by slice: a small bank of
+    filtered slices, each CT slice a shifted and flipped copy of one of them (never a whole
+    noise volume in memory)."""
+
+    def __init__(self, rng: np.random.Generator, shape, sigma_px: float):
+        nz, ny, nx = shape
+        self.bank = ndi.gaussian_filter(rng.standard_normal((NOISE_BANK, ny, nx)).astype(np.float32),
+                                        (0, sigma_px, sigma_px))
+        self.bank /= self.bank.std()
+        self.picks = rng.integers(0, NOISE_BANK, nz)
+        self.shifts = rng.integers(0, max(ny, nx), (nz, 2))
+        self.flips = rng.integers(0, 2, (nz, 2)).astype(bool)
+
+    def slice(self, k: int) -> np.ndarray:
+        s = np.roll(self.bank[self.picks[k]], tuple(self.shifts[k]), axis=(0, 1))
+        return s[::-1 if self.flips[k, 0] else 1, ::-1 if self.flips[k, 1] else 1]
 
 
 def _legs_touching(code: np.ndarray, labels: np.ndarray) -> bool:
@@ -77,54 +84,82 @@ def _legs_touching(code: np.ndarray, labels: np.ndarray) -> bool:
 def compose(rng: np.random.Generator, tissue: np.ndarray, depth: np.ndarray, spacing, params: dict,
             full_shape, offset) -> tuple[np.ndarray, np.ndarray]:
     """Template tissue codes + envelope depth (mm) in a box of the CT grid (at ``offset``,
-    z, y, x) -> the whole CT (int16 HU) and labels (uint8) of ``full_shape``."""
+    z, y, x) -> the whole CT (int16 HU) and labels (uint8) of ``full_shape``.
+
+    Every random number is drawn first, in a fixed order; the voxels are then computed in
+    slabs of slices on all cores (each slab's work is independent: the blur is in-plane), so
+    the result is the same for a seed whatever the number of cores."""
     nz, ny, nx = tissue.shape
     oz, oy, ox = (int(v) for v in offset)
     base = float(rng.uniform(5.0, 32.0))
     skin = float(rng.uniform(1.2, 2.5))
-    thick = base * (1.0 + _smooth_1d(rng, nz, 0.3, 60.0 / spacing[2])[:, None, None]
-                    + _smooth_1d(rng, ny, 0.2, 40.0 / spacing[1])[None, :, None]
-                    + _smooth_1d(rng, nx, 0.2, 40.0 / spacing[0])[None, None, :])
+    ramps = (_smooth_1d(rng, nz, 0.3, 60.0 / spacing[2])[:, None, None],
+             _smooth_1d(rng, ny, 0.2, 40.0 / spacing[1])[None, :, None],
+             _smooth_1d(rng, nx, 0.2, 40.0 / spacing[0])[None, None, :])
     code = tissue
-    outside = code == 0
-    code[outside & (depth < thick)] = SKIN
-    code[outside & (depth < thick - skin)] = SUBCUT_FAT
-    del thick, outside
+    _in_slabs(nz, lambda z: _skin_and_fat(code[z], depth[z], base * (1.0 + ramps[0][z] + ramps[1] + ramps[2]),
+                                          skin))
     mean, sd = _lut(rng, params)
-    ct_box = mean[code]
-    ct_box += sd[code] * _noise(rng, code.shape, 1.2)
+    texture = NoiseBank(rng, code.shape, 1.2)
     labels = np.zeros(full_shape, np.uint8)
     labels[oz:oz + nz, oy:oy + ny, ox:ox + nx] = np.where(code <= 20, code, 0)
     params.update({"subcutaneous_fat_mm": round(base, 2), "skin_mm": round(skin, 2),
                    "legs_touching": bool(_legs_touching(code, labels[oz:oz + nz, oy:oy + ny, ox:ox + nx]))})
-    # Blur only the box: outside it there is air and the table, which blur does not change
-    # much (the box has a margin of fat-free air around the body).
     blur = float(rng.uniform(0.4, 0.9))
-    for axis in (1, 2):  # in-plane only: the slice profile is already in the slice thickness
-        ct_box = ndi.gaussian_filter1d(ct_box, blur / spacing[2 - axis],
-                                       axis=axis, truncate=2.5)
-    ct = np.full(full_shape, TISSUE_HU["air"][0], np.float32)
-    ct[oz:oz + nz, oy:oy + ny, ox:ox + nx] = ct_box
-    del ct_box
-    _add_table(ct, code, oy, spacing, params)
+    table = _table_mask(code, oy, full_shape, spacing, params)
     noise_sd = float(rng.uniform(6.0, 18.0))
-    ct += noise_sd * _noise(rng, ct.shape, 0.8)
+    noise = NoiseBank(rng, full_shape, 0.8)
     params.update({"blur_mm": round(blur, 3), "noise_hu": round(noise_sd, 2)})
-    np.clip(ct, -1024, 3071, out=ct)
-    return ct.astype(np.int16), labels  # truncation instead of rounding: +-0.5 HU, far below noise
+    ct = np.empty(full_shape, np.int16)
+
+    def hounsfield(z: slice) -> None:
+        out = np.full((z.stop - z.start,) + tuple(full_shape[1:]), TISSUE_HU["air"][0], np.float32)
+        zb = slice(max(z.start - oz, 0), min(z.stop - oz, nz))  # the same slices inside the box
+        if zb.start < zb.stop:
+            box = mean[code[zb]]
+            box += sd[code[zb]] * np.stack([texture.slice(k) for k in range(zb.start, zb.stop)])
+            # Blur only the box, in-plane (the slice profile is already in the slice
+            # thickness); outside it there is air and the table, which blur barely changes.
+            for axis in (1, 2):
+                box = ndi.gaussian_filter1d(box, blur / spacing[2 - axis], axis=axis, truncate=2.5)
+            out[zb.start + oz - z.start:zb.stop + oz - z.start, oy:oy + ny, ox:ox + nx] = box
+        if table is not None:
+            out[:, table] = TISSUE_HU["table"][0]
+        out += noise_sd * np.stack([noise.slice(k) for k in range(z.start, z.stop)])
+        np.clip(out, -1024, 3071, out=out)
+        ct[z] = out  # truncation instead of rounding: +-0.5 HU, far below noise
+
+    _in_slabs(full_shape[0], hounsfield)
+    return ct, labels
 
 
-def _add_table(ct: np.ndarray, code: np.ndarray, oy: int, spacing, params: dict) -> None:
-    """A slightly curved carbon-fibre slab under the body's back (+y in LPS)."""
-    nz, ny, nx = ct.shape
+def _skin_and_fat(code: np.ndarray, depth: np.ndarray, thick: np.ndarray, skin: float) -> None:
+    outside = code == 0
+    code[outside & (depth < thick)] = SKIN
+    code[outside & (depth < thick - skin)] = SUBCUT_FAT
+
+
+def _in_slabs(n: int, work, slab: int = SLAB_SLICES) -> None:
+    """``work(slice)`` over slabs of ``n`` slices, on all cores (NumPy and SciPy release the
+    GIL in the heavy loops); exceptions propagate."""
+    slabs = [slice(z, min(z + slab, n)) for z in range(0, n, slab)]
+    with ThreadPoolExecutor(os.cpu_count() or 1) as pool:
+        for f in [pool.submit(work, z) for z in slabs]:
+            f.result()
+
+
+def _table_mask(code: np.ndarray, oy: int, full_shape, spacing, params: dict) -> np.ndarray | None:
+    """(y, x) mask of a slightly curved carbon-fibre slab under the body's back (+y in LPS)."""
+    _, ny, nx = full_shape
     rows = np.nonzero((code != 0).any(axis=(0, 2)))[0]
     if not rows.size:
-        return
+        return None
     top = oy + rows.max() + 1 + int(round(2.0 / spacing[1]))
     xs = (np.arange(nx) - nx / 2) * spacing[0]
     edge = top - (0.0006 * xs ** 2 / spacing[1]).astype(int)
     yy = np.arange(ny)[:, None]
     slab = (yy >= edge[None]) & (yy < edge[None] + max(2, int(10 / spacing[1]))) & (np.abs(xs) < 240)[None]
-    if slab.any():
-        ct[:, slab] = TISSUE_HU["table"][0]
-        params["table_top_y_mm"] = round(float(top * spacing[1]), 1)
+    if not slab.any():
+        return None
+    params["table_top_y_mm"] = round(float(top * spacing[1]), 1)
+    return slab
