@@ -67,6 +67,9 @@ SRC_SLICER_TOTALSEG = ("lassoan/SlicerTotalSegmentator, "
 SRC_FHIR_APPROACH_SITE = "HL7 FHIR R4 ValueSet approach-site-codes (hl7.org/fhir/R4/valueset-approach-site-codes.html)"
 SRC_SILPH = ("Philippine road-safety FHIR IG, ValueSet SILPH List of Body Sites "
              "(roadsafetyph.doh.gov.ph/ValueSet/SILPH-ListofBodySites)")
+SRC_NZHTS = ("Health New Zealand NZHTS ValueSet canshare-soft-tissue-extremity-topography "
+             "(github.com/tewhatuora/nzhts-ig, input/resources/canshare-soft-tissue-extremity-topography.json; "
+             "SNOMED CT NZ edition 20241001: 89241006 \"Biceps femoris muscle structure\")")
 SRC_PS3_16 = "DICOM PS3.16 (pydicom.sr.codedict codes.SCT)"
 PRIVATE_SCHEME = "99THIGHSEG"
 SRC_UNCONFIRMED = "no public SNOMED CT source confirmed yet: private code"
@@ -101,7 +104,7 @@ CLASSES: tuple[MuscleClass, ...] = (
                 Code("SCT", "303803003", "Adductor muscle of hip joint"), SRC_SILPH,
                 ("AdductorLongus", "AdductorBrevis", "AdductorMagnus")),
     MuscleClass(8, "biceps_femoris", "Biceps femoris", (148, 103, 189),
-                _private("BF", "Biceps femoris muscle"), SRC_UNCONFIRMED,
+                Code("SCT", "89241006", "Biceps femoris muscle"), SRC_NZHTS,
                 ("BicepsFemorisLong", "BicepsFemorisShort")),
     MuscleClass(9, "semitendinosus", "Semitendinosus", (140, 86, 75),
                 _private("ST", "Semitendinosus muscle"), SRC_UNCONFIRMED, ("Semitendinosus",)),
