@@ -42,3 +42,44 @@ def test_evaluate_names_missing_predictions(tmp_path, capsys):
     _write(arr, tmp_path / "pred" / "a" / "labels.nii.gz")
     assert main(["evaluate", str(tmp_path / "pred"), str(tmp_path / "gt")]) == 2
     assert "no prediction for ground-truth case(s): b" in capsys.readouterr().err
+
+
+def _small_field_frame():
+    from ThighMuscleSegLib.framing import ThighFrame
+
+    # a 20 x 20 x 20 mm field (10^3 voxels of 2 mm) centred at (20, 20, 20) mm, axis along z
+    return ThighFrame("right", (20.0, 20.0, 20.0), (0.0, 0.0, 1.0), (10.0, 30.0), grid_shape=(10, 10, 10))
+
+
+def test_field_scope_scores_only_inside_the_analysed_field(tmp_path, capsys):
+    from ThighMuscleSegLib.framing import field_mask, frames_to_json
+
+    frame = _small_field_frame()
+    gt = np.zeros((40, 40, 40), np.uint8)
+    gt[:, 15:25, 15:25] = 1  # a long muscle: runs out of the field at both ends
+    ref = make_image(gt)
+    inside = field_mask([frame], ref)
+    zs = np.flatnonzero(inside.any(axis=(1, 2)))
+    assert 9 <= zs.min() <= 12 and 28 <= zs.max() <= 31  # the field's 20 mm around z = 20
+    pred = np.where(inside, gt, 0).astype(np.uint8)  # found everything the model could see
+    _write(gt, tmp_path / "gt" / "a" / "labels.nii.gz", spacing=(1.0, 1.0, 1.0))
+    _write(pred, tmp_path / "pred" / "a" / "labels.nii.gz", spacing=(1.0, 1.0, 1.0))
+    (tmp_path / "pred" / "a" / "frames.json").write_text(frames_to_json([frame]))
+    args = ["evaluate", str(tmp_path / "pred"), str(tmp_path / "gt")]
+    assert main(args) == 0
+    whole = capsys.readouterr().out
+    assert main(args + ["--scope", "field"]) == 0
+    field = capsys.readouterr().out
+    share = inside[gt == 1].mean()
+    assert f"| 1 | Right sartorius | 1 | {2 * share / (1 + share):.3f} ± 0.000 |" in whole
+    assert "| 1 | Right sartorius | 1 | 1.000 ± 0.000 | 0.00 ± 0.00 |" in field
+    assert field.startswith("Scored inside the analysed fields only.")
+
+
+def test_field_scope_without_frames_json_says_what_to_do(tmp_path, capsys):
+    arr = blocky_labels()
+    _write(arr, tmp_path / "pred" / "a" / "labels.nii.gz")
+    _write(arr, tmp_path / "gt" / "a" / "labels.nii.gz")
+    assert main(["evaluate", str(tmp_path / "pred"), str(tmp_path / "gt"), "--scope", "field"]) == 2
+    err = capsys.readouterr().err
+    assert "frames.json" in err and "--scope ct" in err

@@ -16,7 +16,7 @@ import SimpleITK as sitk
 from ThighMuscleSegLib import io as tio
 
 REPO = Path(__file__).resolve().parent.parent
-OUTPUTS = {"segmentation.seg.nrrd", "labels.nii.gz", "disagreement.nii.gz", "volumes.csv", "report.png"}
+OUTPUTS = {"segmentation.seg.nrrd", "labels.nii.gz", "disagreement.nii.gz", "volumes.csv", "report.png", "frames.json"}
 
 
 def thighseg(*args, **kw):
@@ -43,6 +43,17 @@ def test_every_output_is_written_in_the_ct_geometry(segmented, small_phantom):
         assert img.GetPixelID() == sitk.sitkUInt8
     labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "labels.nii.gz")))
     assert labels.max() <= 20
+
+
+def test_frames_json_holds_the_fields_that_hold_every_label(segmented, small_phantom):
+    from ThighMuscleSegLib import framing
+
+    _, out = segmented
+    frames = framing.frames_from_json((out / "frames.json").read_text())
+    assert sorted(f.side for f in frames) == ["left", "right"]
+    labels = sitk.ReadImage(str(out / "labels.nii.gz"))
+    inside = framing.field_mask(frames, labels)
+    assert inside.any() and not (sitk.GetArrayViewFromImage(labels)[~inside] > 0).any()
 
 
 def test_progress_lines_are_json_with_stage_and_percent_and_a_final_done(segmented):

@@ -1,4 +1,10 @@
-"""Scoring predictions against ground truth over cases: pairing, per-label tables, CSV, markdown."""
+"""Scoring predictions against ground truth over cases: pairing, per-label tables, CSV, markdown.
+
+Two scopes. ``"ct"``: the whole CT, so muscle that lies outside the analysed 360 mm fields
+(the top of a long sartorius, a hamstring origin) counts as missed. ``"field"``: only the
+voxels inside the fields the model analysed (read from the ``frames.json`` that
+``thighseg segment`` writes beside its labels), as the paper scores its cropped volumes.
+"""
 
 from __future__ import annotations
 
@@ -11,6 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import classes as C
+from . import framing
 from . import io as tio
 from . import metrics as M
 
@@ -55,21 +62,42 @@ def pair_cases(pred: str | Path, gt: str | Path) -> list[tuple[str, Path, Path]]
     return [(name, preds[name], gts[name]) for name in sorted(gts)]
 
 
-def score_case(pred_path: Path, gt_path: Path) -> list[M.LabelScore]:
+SCOPES = ("ct", "field")
+
+
+def score_case(pred_path: Path, gt_path: Path, scope: str = "ct") -> list[M.LabelScore]:
     pred, gt = sitk.ReadImage(str(pred_path)), sitk.ReadImage(str(gt_path))
     if not tio.same_geometry(pred, gt, tol=1e-3):
         raise tio.InputError(f"{pred_path.name} and {gt_path.name} do not share a geometry (size, spacing, origin, direction)")
-    return M.score_labels(sitk.GetArrayViewFromImage(pred), sitk.GetArrayViewFromImage(gt), gt.GetSpacing())
+    p, g = sitk.GetArrayViewFromImage(pred), sitk.GetArrayViewFromImage(gt)
+    if scope == "field":
+        inside = framing.field_mask(analysed_frames(pred_path), gt)
+        p, g = np.where(inside, p, 0), np.where(inside, g, 0)
+    return M.score_labels(p, g, gt.GetSpacing())
 
 
-def evaluate(pred: str | Path, gt: str | Path, progress=None) -> list[dict]:
+def analysed_frames(pred_path: Path) -> list[framing.ThighFrame]:
+    """The frames a prediction was made in: ``frames.json`` beside its label file."""
+    path = Path(pred_path).parent / "frames.json"
+    if not path.is_file():
+        raise tio.InputError(f"scoring in the analysed field needs {path}, which thighseg segment writes beside "
+                             "labels.nii.gz; segment again, or score the whole CT (--scope ct)")
+    try:
+        return framing.frames_from_json(path.read_text(encoding="utf-8"))
+    except (ValueError, KeyError, TypeError) as err:
+        raise tio.InputError(f"{path} is not a frames.json written by thighseg ({err})") from None
+
+
+def evaluate(pred: str | Path, gt: str | Path, progress=None, scope: str = "ct") -> list[dict]:
     """One row per case and label, as dicts with a ``case`` key."""
+    if scope not in SCOPES:
+        raise ValueError(f"scope must be one of {SCOPES}, not {scope!r}")
     rows = []
     pairs = pair_cases(pred, gt)
     for n, (case, p, g) in enumerate(pairs):
         if progress is not None:
             progress.update("evaluate", n / len(pairs), f"scoring {case}")
-        rows += [{"case": case, **asdict(score)} for score in score_case(p, g)]
+        rows += [{"case": case, **asdict(score)} for score in score_case(p, g, scope)]
     return rows
 
 

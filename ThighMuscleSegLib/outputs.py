@@ -15,7 +15,7 @@ from pathlib import Path
 from .io import InputError
 
 SEGMENT_OUTPUTS = ("segmentation.seg.nrrd", "labels.nii.gz", "disagreement.nii.gz", "volumes.csv",
-                   "report.png", "segmentation.dcm")
+                   "report.png", "frames.json", "segmentation.dcm")
 
 
 class StagedOutputs:

@@ -96,6 +96,8 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
         tio.write_image(result.disagreement, stage.path("disagreement.nii.gz"))
         step("writing segmentation.seg.nrrd")
         write_seg_nrrd(result.labels, stage.path("segmentation.seg.nrrd"))
+        with open(stage.path("frames.json"), "w", encoding="utf-8") as f:  # the analysed fields
+            f.write(framing.frames_to_json(result.frames, device=result.device))
         step("measuring volumes")
         volumes = muscle_volumes(result.ct, result.labels)
         write_volumes_csv(volumes, stage.path("volumes.csv"))

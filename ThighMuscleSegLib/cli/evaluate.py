@@ -12,13 +12,16 @@ def add_arguments(parser) -> None:
     parser.add_argument("pred", metavar="PRED", help="predicted labels: a label file, or a folder of cases / label files")
     parser.add_argument("gt", metavar="GT", help="ground truth: the same layout as PRED")
     parser.add_argument("--out", metavar="DIR", help="write scores.csv (per case and label) and summary.md here")
+    parser.add_argument("--scope", choices=E.SCOPES, default="ct",
+                        help="ct: score the whole CT (default); field: only the 360 mm fields the model analysed, "
+                             "as the paper scores its crops (needs the frames.json that thighseg segment writes)")
 
 
 def run(args) -> int:
-    rows = E.evaluate(args.pred, args.gt)
+    rows = E.evaluate(args.pred, args.gt, scope=args.scope)
     summary = E.per_label_summary(rows)
     table = E.markdown_table(summary)
-    print(table, end="")
+    print(("Scored inside the analysed fields only.\n" if args.scope == "field" else "") + table, end="")
     if args.out:
         out = Path(args.out)
         E.write_csv(rows, out / "scores.csv")

@@ -37,8 +37,7 @@ def roundtrip(labels: sitk.Image, frames: list[F.ThighFrame]) -> dict:
     axis-aligned sampling of the same labels keeps (the bound that 2 mm sampling allows)."""
     grids = {f.side: C.ct_labels_to_model_ids(F.to_grid(labels, f, "nearest"), f.side) for f in frames}
     back = sitk.GetArrayFromImage(F.from_grid(grids, frames, labels))
-    field = sitk.GetArrayFromImage(F.map_to_ct({f.side: np.ones(f.grid_shape, np.uint8) for f in frames},
-                                               frames, labels)) > 0
+    field = F.field_mask(frames, labels)
     orig = sitk.GetArrayFromImage(labels)
     bound = sitk.GetArrayFromImage(_sampled_2mm(labels))
     rows = {}
@@ -81,8 +80,9 @@ def run(args) -> int:
         if labels is not None:
             ids = C.ct_labels_to_model_ids(F.to_grid(labels, f, "nearest"), f.side)
             written.append(tio.write_image(grid_image(ids, f), out / f"{f.side}_labels.nii.gz"))
-    frames_json = {"seconds": round(seconds, 3), "frames": [json.loads(f.to_json()) for f in frames]}
-    written.append(_write_json(frames_json, out / "frames.json"))
+    with tio.atomic_path(out / "frames.json") as tmp:
+        tmp.write_text(F.frames_to_json(frames, seconds=round(seconds, 3)), encoding="utf-8")
+    written.append(out / "frames.json")
     for f in frames:
         print(f"{f.side} thigh: z = {f.z_range_mm[0]:.0f}..{f.z_range_mm[1]:.0f} mm, femur axis "
               f"{f.axis_angle_deg((0, 0, 1)):.1f}° from the CT's z axis ({f.found})" + "".join(f"; {n}" for n in f.notes))

@@ -13,11 +13,11 @@ import SimpleITK as sitk
 
 from ..io import InputError
 from . import locate as L
-from .frame import GRID_SHAPE_ZYX, GRID_SPACING_MM, ThighFrame
-from .resample import from_grid, map_to_ct, to_grid
+from .frame import GRID_SHAPE_ZYX, GRID_SPACING_MM, ThighFrame, frames_from_json, frames_to_json
+from .resample import field_mask, from_grid, map_to_ct, to_grid
 
-__all__ = ["GRID_SHAPE_ZYX", "GRID_SPACING_MM", "NoThighError", "ThighFrame", "frame_thighs", "from_grid",
-           "map_to_ct", "to_grid"]
+__all__ = ["GRID_SHAPE_ZYX", "GRID_SPACING_MM", "NoThighError", "ThighFrame", "field_mask", "frame_thighs",
+           "frames_from_json", "frames_to_json", "from_grid", "map_to_ct", "to_grid"]
 
 FIELD_MM = GRID_SHAPE_ZYX[0] * GRID_SPACING_MM
 PROXIMAL_SHIFT_MM = 20.0  # the muscle bulk sits above the shaft's middle

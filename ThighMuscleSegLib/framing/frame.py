@@ -103,3 +103,12 @@ class ThighFrame:
         a, b = np.array(self.axis), np.asarray(direction, float)
         cos = abs(a @ b) / (np.linalg.norm(a) * np.linalg.norm(b))
         return float(np.degrees(np.arccos(min(cos, 1.0))))
+
+
+def frames_to_json(frames: list[ThighFrame], **extra) -> str:
+    """``frames.json``: the frames of a CT (what ``thighseg frame`` and ``segment`` write)."""
+    return json.dumps({**extra, "frames": [asdict(f) for f in frames]}, indent=2)
+
+
+def frames_from_json(text: str) -> list[ThighFrame]:
+    return [ThighFrame.from_json(json.dumps(d)) for d in json.loads(text)["frames"]]

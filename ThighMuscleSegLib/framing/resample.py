@@ -151,3 +151,10 @@ def from_grid(grids: dict[str, np.ndarray], frames: list[ThighFrame], reference:
 def map_to_ct(grids: dict[str, np.ndarray], frames: list[ThighFrame], reference: sitk.Image) -> sitk.Image:
     """Any small-integer grid maps (e.g. the disagreement count) -> CT geometry, nearest."""
     return _paste(grids, frames, reference, "nearest", lambda values, side: values)
+
+
+def field_mask(frames: list[ThighFrame], reference: sitk.Image) -> np.ndarray:
+    """(z, y, x) bool in ``reference``'s geometry: the voxels some thigh's field covers (on
+    that thigh's side of the split): the region the model analysed."""
+    ones = {f.side: np.ones(f.grid_shape, np.uint8) for f in frames}
+    return sitk.GetArrayFromImage(map_to_ct(ones, frames, reference)) > 0
