@@ -142,3 +142,31 @@ def test_from_grid_puts_each_side_back_with_its_own_label_values(case):
     assert set(np.unique(back)) == {0, 3, 13}
     xs = np.nonzero(back == 3)[2].mean(), np.nonzero(back == 13)[2].mean()
     assert xs[0] < xs[1]  # right (3) at smaller x than left (13)
+
+
+def test_linear_back_interpolation_is_the_argmax_of_every_label_interpolated(small_phantom):
+    """The fast linear path (muscles only, each in its own box) equals the plain definition:
+    interpolate every label's indicator, background included, over the whole grid; argmax."""
+    from ThighMuscleSegLib.framing.resample import grid_reference, grid_to_ct_transform
+
+    axis = np.array([0.15, -0.1, 0.98])
+    frame = ThighFrame("right", (3.0, -2.0, 5.0), tuple(axis / np.linalg.norm(axis)), (-20.0, 30.0),
+                       grid_shape=(24, 20, 20))
+    zz, yy, xx = np.mgrid[:24, :20, :20]
+    grid = np.zeros((24, 20, 20), np.uint8)
+    for value, centre, radius in ((1, (8, 8, 7), 5.0), (4, (14, 11, 12), 6.5), (7, (12, 6, 13), 4.0)):
+        grid[(zz - centre[0]) ** 2 + (yy - centre[1]) ** 2 + (xx - centre[2]) ** 2 < radius ** 2] = value
+    ct = sitk.Image([60, 60, 40], sitk.sitkInt16)
+    ct.SetSpacing((0.7, 0.7, 1.3))
+    ct.SetOrigin((-18.0, -22.0, -20.0))
+    fast = sitk.GetArrayFromImage(F.from_grid({"right": grid}, [frame], ct, "linear"))
+    inverse = grid_to_ct_transform(frame).GetInverse()
+    shares = []
+    for value in range(11):
+        indicator = sitk.GetImageFromArray((grid == value).astype(np.float32))
+        indicator.CopyInformation(grid_reference(frame))
+        shares.append(sitk.GetArrayFromImage(sitk.Resample(indicator, ct, inverse, sitk.sitkLinear, 0.0,
+                                                           sitk.sitkFloat32)))
+    plain = np.argmax(np.stack(shares), axis=0)
+    assert set(np.unique(fast)) == {0, 1, 4, 7}
+    assert np.mean(fast != plain) < 1e-3  # only float ties at exact half-way points may differ

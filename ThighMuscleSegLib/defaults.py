@@ -9,6 +9,10 @@ from .resources import RESOURCES
 
 MODELS_DIR = RESOURCES / "Models"
 DEFAULT_MODEL_NAME = "thighseg-2.5d-phantom.tmsmodel"
+# Labels from the 2 mm grid back into the CT: "linear" interpolates each label's share, so
+# boundaries fall between grid voxels (measured +0.006 mean Dice on held-out phantoms, about
+# 1 s per CT); "nearest" keeps the 2 mm staircase.
+DEFAULT_BACK_INTERPOLATION = "linear"
 
 
 def default_model_path() -> Path:

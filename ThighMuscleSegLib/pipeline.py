@@ -15,6 +15,7 @@ import SimpleITK as sitk
 from . import __version__
 from . import framing
 from . import io as tio
+from .defaults import DEFAULT_BACK_INTERPOLATION
 from .inference.device import resolve_device
 from .inference.predict import predict_thigh
 from .models import Model
@@ -39,7 +40,8 @@ class Segmentation:
 
 
 def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None, progress=None,
-               fusion: str = "vote", log=None) -> Segmentation:
+               fusion: str = "vote", back_interpolation: str = DEFAULT_BACK_INTERPOLATION,
+               log=None) -> Segmentation:
     """Muscles of both thighs of ``ct``, in ``ct``'s geometry."""
     seconds: dict[str, float] = {}
     dev, why = resolve_device(device)  # once per CT, so a fallback is reported once, not per thigh
@@ -67,7 +69,7 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
     t0 = time.perf_counter()
     if progress is not None:
         progress.update("unframe", 0.0, "putting the muscles back into the CT")
-    labels = framing.from_grid(label_grids, frames, ct)
+    labels = framing.from_grid(label_grids, frames, ct, back_interpolation)
     disagreement = framing.map_to_ct(disagreement_grids, frames, ct)
     seconds["unframe"] = time.perf_counter() - t0
     return Segmentation(ct, labels, disagreement, frames, used_device, seconds)

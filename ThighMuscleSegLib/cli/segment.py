@@ -8,7 +8,7 @@ import time
 from pathlib import Path
 
 from .. import io as tio
-from ..defaults import default_model_path
+from ..defaults import DEFAULT_BACK_INTERPOLATION, default_model_path
 from ..progress import Cancelled, Progress, human_sink, json_lines_sink
 
 DEVICES = ("auto", "cpu", "cuda", "mps")
@@ -27,6 +27,9 @@ def add_arguments(parser) -> None:
                         help="skip the automatic thigh search: superior-inferior range in mm (LPS z)")
     parser.add_argument("--fusion", choices=("vote", "mean"), default="vote",
                         help="combine the three views by winner-takes-all vote (paper) or mean probability")
+    parser.add_argument("--back-interpolation", choices=("linear", "nearest"), default=DEFAULT_BACK_INTERPOLATION,
+                        help="how the 2 mm labels go back into the CT: linear (each label's share interpolated; "
+                             "smooth boundaries, default) or nearest (2 mm staircase, about 1 s faster)")
     parser.add_argument("--series", metavar="UID", help="DICOM series instance UID when the folder holds several")
     parser.add_argument("--overwrite", action="store_true", help="replace results already in --out")
 
@@ -58,7 +61,7 @@ def run(args) -> int:
         dicom_files = _dicom_files(args.input, ct)
         override = {"z_range_mm": tuple(args.thigh_range)} if args.thigh_range else None
         result = segment_ct(ct, model, device=args.device, override=override, progress=progress,
-                            fusion=args.fusion, log=lambda m: progress.update("infer right", 0.0, m))
+                            fusion=args.fusion, back_interpolation=args.back_interpolation, log=lambda m: progress.update("infer right", 0.0, m))
         t_write = time.perf_counter()
         written = write_outputs(result, args.out, dicom_files=dicom_files, overwrite=args.overwrite,
                                 progress=progress)
