@@ -98,6 +98,15 @@ def _block_around(points_ct: np.ndarray, reference: sitk.Image) -> tuple[list[in
     return lo.tolist(), (hi - lo).tolist()
 
 
+def _sub_block(reference: sitk.Image, start, size) -> sitk.Image:
+    """An empty image on ``reference``'s voxel grid: ``size`` voxels from index ``start`` (x, y, z)."""
+    sub = sitk.Image([int(v) for v in size], sitk.sitkUInt8)
+    sub.SetSpacing(reference.GetSpacing())
+    sub.SetDirection(reference.GetDirection())
+    sub.SetOrigin(reference.TransformIndexToPhysicalPoint([int(v) for v in start]))
+    return sub
+
+
 def _paste(grids: dict[str, np.ndarray], frames: list[ThighFrame], reference: sitk.Image,
            interpolator: str, to_ct_values) -> sitk.Image:
     out = np.zeros(reference.GetSize()[::-1], np.uint8)
@@ -108,10 +117,7 @@ def _paste(grids: dict[str, np.ndarray], frames: list[ThighFrame], reference: si
         if box is None:
             continue
         start, size = box
-        sub = sitk.Image(size, sitk.sitkUInt8)
-        sub.SetSpacing(reference.GetSpacing())
-        sub.SetDirection(reference.GetDirection())
-        sub.SetOrigin(reference.TransformIndexToPhysicalPoint(start))
+        sub = _sub_block(reference, start, size)
         inverse = grid_to_ct_transform(frame).GetInverse()
         grid = np.ascontiguousarray(grids[frame.side], dtype=np.uint8)
         if interpolator == "linear":
@@ -158,11 +164,7 @@ def _labels_by_linear_votes(grid: np.ndarray, frame: ThighFrame, sub: sitk.Image
         if block is None:
             continue
         lo, size = block
-        target = sitk.Image(size, sitk.sitkUInt8)
-        target.SetSpacing(sub.GetSpacing())
-        target.SetDirection(sub.GetDirection())
-        target.SetOrigin(sub.TransformIndexToPhysicalPoint(lo))
-        share = sitk.GetArrayFromImage(sitk.Resample(indicator, target, inverse, sitk.sitkLinear, 0.0,
+        share = sitk.GetArrayFromImage(sitk.Resample(indicator, _sub_block(sub, lo, size), inverse, sitk.sitkLinear, 0.0,
                                                      sitk.sitkFloat32))
         where = tuple(slice(lo[a], lo[a] + size[a]) for a in (2, 1, 0))
         total[where] += share
