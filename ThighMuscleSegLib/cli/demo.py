@@ -37,11 +37,11 @@ def run(args) -> int:
     if code:
         return code
     print("3/3 scoring against the phantom's labels (a software check on a phantom, not clinical accuracy)")
-    rows = E.evaluate(seg_dir / "labels.nii.gz", case_dir / "labels.nii.gz")
-    summary = E.per_label_summary(rows)
-    o = E.overall(summary)
-    print(f"   mean Dice {o['dice']:.3f}, mean ASD {o['asd_mm']:.2f} mm, mean HD95 {o['hd95_mm']:.2f} mm over "
-          f"{len(summary)} muscle labels")
+    for scope, where in (("ct", "whole CT"), ("field", "inside the analysed fields")):
+        summary = E.per_label_summary(E.evaluate(seg_dir / "labels.nii.gz", case_dir / "labels.nii.gz", scope=scope))
+        o = E.overall(summary)
+        print(f"   {where}: mean Dice {o['dice']:.3f}, mean ASD {o['asd_mm']:.2f} mm, mean HD95 {o['hd95_mm']:.2f} mm "
+              f"over {len(summary)} muscle labels")
     print(f"Open {seg_dir / 'report.png'} for the picture, {seg_dir / 'volumes.csv'} for the volumes, or load "
           f"{seg_dir / 'segmentation.seg.nrrd'} with {case_dir / 'ct.nii.gz'} in 3D Slicer.")
     return 0
