@@ -53,10 +53,11 @@ def _side_mask(frame: ThighFrame, ijk_to_point, shape_zyx) -> np.ndarray | None:
     nz, ny, nx = shape_zyx
     jj, ii = np.meshgrid(np.arange(ny, dtype=np.float32), np.arange(nx, dtype=np.float32), indexing="ij")
     mask = np.empty(shape_zyx, bool)
+    flat = abs(steps[0][2]) < 1e-9 and abs(steps[1][2]) < 1e-9  # axial CT slices: one z per slice
     for k in range(nz):
         base = origin + k * steps[2]
         x = base[0] + ii * np.float32(steps[0][0]) + jj * np.float32(steps[1][0])
-        z = base[2] + ii * np.float32(steps[0][2]) + jj * np.float32(steps[1][2])
+        z = base[2] if flat else base[2] + ii * np.float32(steps[0][2]) + jj * np.float32(steps[1][2])
         mid = np.interp(z, knots[:, 0], knots[:, 1])
         mask[k] = (x < mid) if frame.side == "right" else (x >= mid)
     return mask
@@ -143,36 +144,54 @@ def _labels_by_linear_votes(grid: np.ndarray, frame: ThighFrame, sub: sitk.Image
     Boundaries land between grid voxels instead of on the nearest one's staircase.
 
     Linear weights sum to one, so the background's share is one minus the muscles' shares:
-    only the muscles are resampled, each only over the CT voxels its own grid box reaches
-    (a few times one block's work instead of eleven)."""
-    shape = sub.GetSize()[::-1]
-    best = np.zeros(shape, np.float32)
-    total = np.zeros(shape, np.float32)
-    winner = np.zeros(shape, np.uint8)
-    for value, box in enumerate(ndimage.find_objects(grid), start=1):
-        if box is None:
+    only the muscles are resampled, each only over the CT voxels its own grid box reaches,
+    and the float work stays inside the block that all the muscles reach."""
+    winner = np.zeros(sub.GetSize()[::-1], np.uint8)
+    muscles = _reach(grid > 0, frame, sub)
+    if muscles is None:
+        return winner
+    m_lo, m_size = muscles
+    best = np.zeros(m_size[::-1], np.float32)
+    total = np.zeros(m_size[::-1], np.float32)
+    won = winner[tuple(slice(m_lo[a], m_lo[a] + m_size[a]) for a in (2, 1, 0))]  # a view
+    for value in np.unique(grid[grid > 0]):
+        mask = grid == value
+        reach = _reach(mask, frame, sub)
+        if reach is None:
             continue
-        box = tuple(slice(max(b.start - 1, 0), min(b.stop + 1, n)) for b, n in zip(box, grid.shape))
-        start_xyz = [b.start for b in box[::-1]]
-        indicator = sitk.GetImageFromArray((grid[box] == value).astype(np.float32))
+        lo, size = reach
+        box = _grid_box(mask)
+        indicator = sitk.GetImageFromArray(mask[box].astype(np.float32))
         indicator.SetSpacing([frame.spacing_mm] * 3)
-        indicator.SetOrigin(tuple(frame.grid_origin() + np.array(start_xyz) * frame.spacing_mm))
-        corners = frame.index_to_ct(np.array([[x, y, z] for x in (box[2].start, box[2].stop - 1)
-                                              for y in (box[1].start, box[1].stop - 1)
-                                              for z in (box[0].start, box[0].stop - 1)], float))
-        block = _block_around(corners, sub)
-        if block is None:
-            continue
-        lo, size = block
-        share = sitk.GetArrayFromImage(sitk.Resample(indicator, _sub_block(sub, lo, size), inverse, sitk.sitkLinear, 0.0,
-                                                     sitk.sitkFloat32))
-        where = tuple(slice(lo[a], lo[a] + size[a]) for a in (2, 1, 0))
+        indicator.SetOrigin(tuple(frame.grid_origin() + np.array([b.start for b in box[::-1]]) * frame.spacing_mm))
+        share = sitk.GetArrayFromImage(sitk.Resample(indicator, _sub_block(sub, lo, size), inverse, sitk.sitkLinear,
+                                                     0.0, sitk.sitkFloat32))
+        where = tuple(slice(lo[a] - m_lo[a], lo[a] - m_lo[a] + size[a]) for a in (2, 1, 0))
         total[where] += share
         better = share > best[where]
-        best[where][better] = share[better]
-        winner[where][better] = value
-    winner[best <= 1.0 - total] = 0  # the background's share is larger (ties too)
+        np.copyto(best[where], share, where=better)  # views: no fancy-indexed copies
+        np.copyto(won[where], np.uint8(value), where=better)
+    total -= 1.0
+    total += best  # best - (1 - total): > 0 where the best muscle beats the background
+    np.copyto(won, np.uint8(0), where=total <= 0)  # ties go to the background
     return winner
+
+
+def _grid_box(mask: np.ndarray) -> tuple[slice, ...]:
+    """Bounding box of ``mask`` grown by one voxel: as far as linear interpolation reaches."""
+    box = ndimage.find_objects(mask.astype(np.uint8))[0]
+    return tuple(slice(max(b.start - 1, 0), min(b.stop + 1, n)) for b, n in zip(box, mask.shape))
+
+
+def _reach(mask: np.ndarray, frame: ThighFrame, sub: sitk.Image) -> tuple[list[int], list[int]] | None:
+    """Start and size (x, y, z) of the block of ``sub`` that ``mask``'s grid box covers."""
+    if not mask.any():
+        return None
+    box = _grid_box(mask)
+    corners = frame.index_to_ct(np.array([[x, y, z] for x in (box[2].start, box[2].stop - 1)
+                                          for y in (box[1].start, box[1].stop - 1)
+                                          for z in (box[0].start, box[0].stop - 1)], float))
+    return _block_around(corners, sub)
 
 
 def from_grid(grids: dict[str, np.ndarray], frames: list[ThighFrame], reference: sitk.Image,
