@@ -43,8 +43,7 @@ MARGIN_MM = 44.0
 
 @dataclass
 class Template:
-    labels: np.ndarray  # (z, y, x) uint8 tissue labels
-    depth: np.ndarray  # (z, y, x) uint8, distance outside the muscle envelope in DEPTH_UNIT_MM
+    labels: np.ndarray  # (z, y, x) uint8 tissue labels (the fat depth is computed per leg: synth.SplitTemplate)
     origin: tuple[float, float, float]
     spacing: float
     landmarks: dict  # femur head / condyle centres per side, mm LPS
@@ -221,11 +220,11 @@ def build_template(folder: str | Path, spacing: float = 2.0, progress: Progress 
     for k in range(shape[0]):
         env[k] = ndi.binary_fill_holes(ndi.binary_closing(body[k], disk, iterations=5))
     labels[env & (labels == 0)] = INTERMUSCULAR_FAT
-    return Template(labels, envelope_depth(labels, spacing), grid.origin, spacing, landmarks)
+    return Template(labels, grid.origin, spacing, landmarks)
 
 
 def envelope_depth(labels: np.ndarray, spacing: float) -> np.ndarray:
-    """Distance outside the labelled envelope in DEPTH_UNIT_MM (recomputed on load: it
+    """Distance outside the labelled envelope in DEPTH_UNIT_MM (computed when needed: it
     compresses badly, so it is not stored)."""
     depth_mm = ndi.distance_transform_edt(labels == 0, sampling=spacing)
     return np.clip(np.round(depth_mm / DEPTH_UNIT_MM), 0, 255).astype(np.uint8)
@@ -243,7 +242,7 @@ def load_template(folder: str | Path = DATA_DIR) -> Template:
     folder = Path(folder)
     meta = json.loads((folder / "template.json").read_text())
     lab = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "template_labels.nii.gz")))
-    return Template(lab, envelope_depth(lab, float(meta["spacing"])), tuple(meta["origin"]), float(meta["spacing"]), meta["landmarks"])
+    return Template(lab, tuple(meta["origin"]), float(meta["spacing"]), meta["landmarks"])
 
 
 if __name__ == "__main__":
