@@ -9,12 +9,14 @@ from __future__ import annotations
 
 from pathlib import Path
 
+from ..defaults import DEVICE_CHOICES
+
 DEMO_SEED = 2026  # a seed never used for training the bundled model
 
 
 def add_arguments(parser) -> None:
     parser.add_argument("--out", default="demo-output", help="folder for the demo's outputs (default: demo-output)")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
 
 
 def run(args) -> int:

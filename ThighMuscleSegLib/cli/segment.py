@@ -8,10 +8,8 @@ import time
 from pathlib import Path
 
 from .. import io as tio
-from ..defaults import DEFAULT_BACK_INTERPOLATION, default_model_path
+from ..defaults import DEFAULT_BACK_INTERPOLATION, DEVICE_CHOICES, default_model_path
 from ..progress import Cancelled, Progress, human_sink, json_lines_sink
-
-DEVICES = ("auto", "cpu", "cuda", "mps")
 
 
 def add_arguments(parser) -> None:
@@ -19,7 +17,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--out", required=True, metavar="DIR", help="output folder (created; existing results are kept "
                         "unless --overwrite)")
     parser.add_argument("--model", metavar="FILE", help="model file (default: the bundled model in Resources/Models)")
-    parser.add_argument("--device", choices=DEVICES, default="auto",
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto",
                         help="auto: CUDA or MPS when torch sees one, else the CPU (default: auto)")
     parser.add_argument("--progress", choices=("human", "json"), default="human",
                         help="json: one JSON object per line on stdout, for the Slicer module")
@@ -61,7 +59,8 @@ def run(args) -> int:
         dicom_files = _dicom_files(args.input, ct)
         override = {"z_range_mm": tuple(args.thigh_range)} if args.thigh_range else None
         result = segment_ct(ct, model, device=args.device, override=override, progress=progress,
-                            fusion=args.fusion, back_interpolation=args.back_interpolation, log=lambda m: progress.update("infer right", 0.0, m))
+                            fusion=args.fusion, back_interpolation=args.back_interpolation,
+                            log=lambda m: progress.update("infer right", 0.0, m))
         t_write = time.perf_counter()
         written = write_outputs(result, args.out, dicom_files=dicom_files, overwrite=args.overwrite,
                                 progress=progress)

@@ -5,6 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
+from ..defaults import DEVICE_CHOICES
 from ..progress import Progress, human_sink, json_lines_sink
 
 
@@ -21,7 +22,7 @@ def add_arguments(parser) -> None:
     parser.add_argument("--width", type=int, help="first-level channels (default per architecture)")
     parser.add_argument("--steps-per-view", type=int, help="cap on batches per view and epoch")
     parser.add_argument("--val-fraction", type=float, default=0.2, help="share of cases held out for validation")
-    parser.add_argument("--device", choices=("auto", "cpu", "cuda", "mps"), default="auto")
+    parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
     parser.add_argument("--resume", action="store_true", help="continue from MODEL.ckpt when it exists")
     parser.add_argument("--progress", choices=("human", "json"), default="human")
 

@@ -9,10 +9,10 @@ from typing import Iterator
 
 import torch
 
+from ..defaults import DEVICE_CHOICES
 from ..io import InputError
 
 log = logging.getLogger(__name__)
-DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")
 
 
 def _mps_available() -> bool:
