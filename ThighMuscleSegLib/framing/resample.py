@@ -147,21 +147,26 @@ def _labels_by_linear_votes(grid: np.ndarray, frame: ThighFrame, sub: sitk.Image
     only the muscles are resampled, each only over the CT voxels its own grid box reaches,
     and the float work stays inside the block that all the muscles reach."""
     winner = np.zeros(sub.GetSize()[::-1], np.uint8)
-    muscles = _reach(grid > 0, frame, sub)
+    # Each muscle's grid box, grown by one voxel: as far as linear interpolation reaches.
+    boxes = {value: tuple(slice(max(b.start - 1, 0), min(b.stop + 1, n)) for b, n in zip(box, grid.shape))
+             for value, box in enumerate(ndimage.find_objects(grid), start=1) if box is not None}
+    if not boxes:
+        return winner
+    union = tuple(slice(min(bx[a].start for bx in boxes.values()), max(bx[a].stop for bx in boxes.values()))
+                  for a in range(3))
+    muscles = _reach(union, frame, sub)
     if muscles is None:
         return winner
     m_lo, m_size = muscles
     best = np.zeros(m_size[::-1], np.float32)
     total = np.zeros(m_size[::-1], np.float32)
     won = winner[tuple(slice(m_lo[a], m_lo[a] + m_size[a]) for a in (2, 1, 0))]  # a view
-    for value in np.unique(grid[grid > 0]):
-        mask = grid == value
-        reach = _reach(mask, frame, sub)
+    for value, box in boxes.items():
+        reach = _reach(box, frame, sub)
         if reach is None:
             continue
         lo, size = reach
-        box = _grid_box(mask)
-        indicator = sitk.GetImageFromArray(mask[box].astype(np.float32))
+        indicator = sitk.GetImageFromArray((grid[box] == value).astype(np.float32))
         indicator.SetSpacing([frame.spacing_mm] * 3)
         indicator.SetOrigin(tuple(frame.grid_origin() + np.array([b.start for b in box[::-1]]) * frame.spacing_mm))
         share = sitk.GetArrayFromImage(sitk.Resample(indicator, _sub_block(sub, lo, size), inverse, sitk.sitkLinear,
@@ -177,17 +182,8 @@ def _labels_by_linear_votes(grid: np.ndarray, frame: ThighFrame, sub: sitk.Image
     return winner
 
 
-def _grid_box(mask: np.ndarray) -> tuple[slice, ...]:
-    """Bounding box of ``mask`` grown by one voxel: as far as linear interpolation reaches."""
-    box = ndimage.find_objects(mask.astype(np.uint8))[0]
-    return tuple(slice(max(b.start - 1, 0), min(b.stop + 1, n)) for b, n in zip(box, mask.shape))
-
-
-def _reach(mask: np.ndarray, frame: ThighFrame, sub: sitk.Image) -> tuple[list[int], list[int]] | None:
-    """Start and size (x, y, z) of the block of ``sub`` that ``mask``'s grid box covers."""
-    if not mask.any():
-        return None
-    box = _grid_box(mask)
+def _reach(box: tuple[slice, ...], frame: ThighFrame, sub: sitk.Image) -> tuple[list[int], list[int]] | None:
+    """Start and size (x, y, z) of the block of ``sub`` that the grid box (z, y, x) covers."""
     corners = frame.index_to_ct(np.array([[x, y, z] for x in (box[2].start, box[2].stop - 1)
                                           for y in (box[1].start, box[1].stop - 1)
                                           for z in (box[0].start, box[0].stop - 1)], float))
