@@ -92,7 +92,11 @@ class ThighFrame:
 
     @classmethod
     def from_json(cls, text: str) -> "ThighFrame":
-        d = json.loads(text)
+        return cls.from_dict(json.loads(text))
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "ThighFrame":
+        d = dict(d)
         d["centre"], d["axis"], d["z_range_mm"] = tuple(d["centre"]), tuple(d["axis"]), tuple(d["z_range_mm"])
         d["grid_shape"] = tuple(d["grid_shape"])
         d["split_midline"] = [tuple(v) for v in d.get("split_midline", [])]
@@ -111,4 +115,4 @@ def frames_to_json(frames: list[ThighFrame], **extra) -> str:
 
 
 def frames_from_json(text: str) -> list[ThighFrame]:
-    return [ThighFrame.from_json(json.dumps(d)) for d in json.loads(text)["frames"]]
+    return [ThighFrame.from_dict(d) for d in json.loads(text)["frames"]]
