@@ -12,7 +12,7 @@ DEFAULT_MODEL_NAME = "thighseg-2.5d-phantom.tmsmodel"
 DEVICE_CHOICES = ("auto", "cpu", "cuda", "mps")  # here, not in inference.device: no torch import for --help
 # Labels from the 2 mm grid back into the CT: "linear" interpolates each label's share, so
 # boundaries fall between grid voxels (measured +0.006 mean Dice on held-out phantoms, about
-# 1 s per CT); "nearest" keeps the 2 mm staircase.
+# 0.5 s per CT); "nearest" keeps the 2 mm staircase.
 DEFAULT_BACK_INTERPOLATION = "linear"
 
 

@@ -27,7 +27,7 @@ def add_arguments(parser) -> None:
                         help="combine the three views by winner-takes-all vote (paper) or mean probability")
     parser.add_argument("--back-interpolation", choices=("linear", "nearest"), default=DEFAULT_BACK_INTERPOLATION,
                         help="how the 2 mm labels go back into the CT: linear (each label's share interpolated; "
-                             "smooth boundaries, default) or nearest (2 mm staircase, about 1 s faster)")
+                             "smooth boundaries, default) or nearest (2 mm staircase, about 0.5 s faster)")
     parser.add_argument("--series", metavar="UID", help="DICOM series instance UID when the folder holds several")
     parser.add_argument("--overwrite", action="store_true", help="replace results already in --out")
 
