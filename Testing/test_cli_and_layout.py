@@ -39,6 +39,12 @@ def test_each_subcommand_prints_its_help(name, capsys):
     assert COMMANDS[name][1].split()[0] in capsys.readouterr().out
 
 
+def test_train_refuses_an_edge_cut_share_outside_0_to_1(tmp_path, capsys):
+    assert main(["train", str(tmp_path), "--out", str(tmp_path / "m.tmsmodel"), "--edge-cut", "1.5"]) == 2
+    assert "--edge-cut is a share of slices, 0 to 1" in capsys.readouterr().err
+    assert not (tmp_path / "m.tmsmodel").exists()
+
+
 def test_library_import_pulls_in_no_slicer_qt_vtk_or_torch():
     code = ("import sys, ThighMuscleSegLib, ThighMuscleSegLib.classes, ThighMuscleSegLib.io, "
             "ThighMuscleSegLib.progress, ThighMuscleSegLib.cli.main;"

@@ -2,7 +2,7 @@ import math
 
 import torch
 
-from ThighMuscleSegLib.training.augment import AugmentSettings, augment_batch, random_affine
+from ThighMuscleSegLib.training.augment import AugmentSettings, augment_batch, random_affine, scan_edge_mask
 from ThighMuscleSegLib.training.loss import dice_loss
 
 
@@ -39,7 +39,7 @@ def test_augmentation_moves_image_and_labels_together_and_is_seeded():
     lab = torch.zeros(4, 64, 64, dtype=torch.long)
     img[:, :, 20:40, 25:45] = 0.8
     lab[:, 20:40, 25:45] = 5
-    cfg = AugmentSettings(contrast=0, offset=0, noise_sigma=0)
+    cfg = AugmentSettings(contrast=0, offset=0, noise_sigma=0, edge_cut=0)
     a_img, a_lab = augment_batch(img, lab, cfg, torch.Generator().manual_seed(3))
     b_img, b_lab = augment_batch(img, lab, cfg, torch.Generator().manual_seed(3))
     assert torch.equal(a_img, b_img) and torch.equal(a_lab, b_lab)
@@ -49,3 +49,31 @@ def test_augmentation_moves_image_and_labels_together_and_is_seeded():
     assert a_img[:, 1][inside].mean() > 0.7
     assert set(a_lab.unique().tolist()) <= {0, 5}
     assert not math.isclose(float((a_lab == 5).float().mean()), float((lab == 5).float().mean()), rel_tol=1e-6)
+
+
+def test_scan_edge_cut_blanks_image_and_labels_beyond_one_straight_line():
+    img = torch.full((6, 3, 64, 64), 0.6)
+    lab = torch.full((6, 64, 64), 4, dtype=torch.long)
+    still = AugmentSettings(scale=0, shift_px=0, rotation_deg=0, contrast=0, offset=0, noise_sigma=0, edge_cut=1)
+    out, out_lab = augment_batch(img, lab, still, torch.Generator().manual_seed(1), view="axial")
+    cut = out_lab == 0
+    assert cut.any(dim=(1, 2)).all() and (~cut).any(dim=(1, 2)).all()  # every slice cut, none wiped
+    assert torch.equal(cut[:, None].expand_as(out), out == 0)  # image blank exactly where labels are
+    assert torch.allclose(out[~cut[:, None].expand_as(out)], torch.tensor(0.6))
+
+
+def test_scan_edge_runs_along_the_femur_in_long_views_and_any_way_in_axial_slices():
+    cfg = AugmentSettings(edge_cut=1)
+    size = (180, 128)  # H along the femur, as in the coronal and sagittal reformats
+    long = scan_edge_mask(400, size, cfg, torch.Generator().manual_seed(2), "coronal")
+    per_row = long.sum(dim=2).float()  # cut pixels in each row of each slice
+    tilt = torch.rad2deg(torch.atan((per_row[:, -1] - per_row[:, 0]).abs() / (size[0] - 1)))
+    assert tilt.max() <= cfg.edge_cut_tilt_deg + 1  # the line stays within 10° of the femur
+    assert long[:, :, 0].any() and long[:, :, -1].any()  # both sides of the thigh get cut
+    axial = scan_edge_mask(400, (128, 128), cfg, torch.Generator().manual_seed(2), "axial")
+    for edge in (axial[:, 0, :], axial[:, -1, :], axial[:, :, 0], axial[:, :, -1]):
+        assert edge.all(dim=1).any()  # some cuts take a whole top, bottom, left or right edge
+    share = scan_edge_mask(4000, (8, 8), AugmentSettings(), torch.Generator().manual_seed(3), "axial")
+    assert 0.2 < share.any(dim=(1, 2)).float().mean() < 0.3  # the default 25 %
+    kept = (~axial).float().mean(dim=(1, 2))
+    assert kept.min() > 0.5  # never more than half the slice: the femur, at the centre, stays

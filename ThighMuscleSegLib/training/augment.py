@@ -4,6 +4,12 @@ The paper's geometric augmentation: ±10 % scale, ±10 px shift, ±20° rotation
 affine per slice (bilinear for the image channels, nearest for the labels). Added here,
 because phantoms are cleaner than patients: a small intensity change (±5 % contrast and
 ±0.03 offset of the windowed 0..1 range, about ±10 HU) and Gaussian noise (σ ≤ 0.02).
+
+And a simulated scan edge: in a share of slices everything beyond a random straight line reads
+as padding (0 after windowing) and background, as where a large thigh leaves the scanner's
+field of view. In the long views the line runs along the femur (within 10°); in axial slices
+it has any direction. Thighs cut by the scan's lateral edge were where the model made its
+largest errors on test phantoms.
 """
 
 from __future__ import annotations
@@ -23,6 +29,8 @@ class AugmentSettings:
     contrast: float = 0.05
     offset: float = 0.03
     noise_sigma: float = 0.02
+    edge_cut: float = 0.25  # share of slices cut by a simulated scan edge
+    edge_cut_tilt_deg: float = 10.0  # the line's tilt from the femur in the coronal and sagittal views
 
 
 def random_affine(n: int, size_hw: tuple[int, int], cfg: AugmentSettings, generator: torch.Generator,
@@ -39,9 +47,30 @@ def random_affine(n: int, size_hw: tuple[int, int], cfg: AugmentSettings, genera
     return theta.to(device=device, dtype=torch.float32)
 
 
+def scan_edge_mask(n: int, size_hw: tuple[int, int], cfg: AugmentSettings, generator: torch.Generator,
+                   view: str) -> torch.Tensor:
+    """(n, H, W) bool, True beyond each chosen slice's simulated scan edge.
+
+    The line lies 0.05..0.75 of the half-width from the slice centre (where the framing puts
+    the femur), so a cut takes anything from half the thigh to a sliver of its edge."""
+    h, w = size_hw
+    chosen = torch.rand(n, generator=generator) < cfg.edge_cut
+    u = torch.rand(n, generator=generator) * 2 - 1
+    if view == "axial":
+        angle = (u + 1) * math.pi  # the normal of the line: any direction
+    else:  # H runs along the femur: the line's normal points across the slice (W), either way
+        flip = (torch.rand(n, generator=generator) < 0.5).float() * math.pi
+        angle = flip + u * math.radians(cfg.edge_cut_tilt_deg)
+    dist = 0.05 + 0.7 * torch.rand(n, generator=generator)
+    ys = torch.linspace(-1, 1, h)[None, :, None]
+    xs = torch.linspace(-1, 1, w)[None, None, :]
+    along = torch.cos(angle)[:, None, None] * xs + torch.sin(angle)[:, None, None] * ys
+    return (along > dist[:, None, None]) & chosen[:, None, None]
+
+
 def augment_batch(images: torch.Tensor, labels: torch.Tensor, cfg: AugmentSettings,
-                  generator: torch.Generator) -> tuple[torch.Tensor, torch.Tensor]:
-    """images (N, C, H, W) windowed 0..1, labels (N, H, W) int64 -> augmented copies."""
+                  generator: torch.Generator, view: str = "axial") -> tuple[torch.Tensor, torch.Tensor]:
+    """images (N, C, H, W) windowed 0..1, labels (N, H, W) int64 of one view -> augmented copies."""
     n, _, h, w = images.shape
     theta = random_affine(n, (h, w), cfg, generator, device=images.device)
     grid = F.affine_grid(theta, list(images.shape), align_corners=False)
@@ -53,4 +82,6 @@ def augment_batch(images: torch.Tensor, labels: torch.Tensor, cfg: AugmentSettin
     sigma = cfg.noise_sigma * torch.rand(n, 1, 1, 1, generator=generator)
     noise = torch.randn(out.shape, generator=generator) * sigma
     out = out * contrast.to(out.device) + offset.to(out.device) + noise.to(out.device)
-    return out.clamp_(0, 1), lab
+    cut = scan_edge_mask(n, (h, w), cfg, generator, view).to(out.device)
+    out = out.clamp_(0, 1).masked_fill_(cut[:, None], 0.0)  # padding carries no noise
+    return out, lab.masked_fill_(cut, 0)

@@ -167,7 +167,7 @@ def _train_view(net, optim, sampler: SliceSampler, thighs, view, settings, cfg: 
     total, seen = 0.0, 0
     for b, items in enumerate(batches):
         x, y = make_batch(thighs, view, items, settings, windowed)
-        x, y = augment_batch(x, y, cfg.augment, gen)
+        x, y = augment_batch(x, y, cfg.augment, gen, view)
         loss = dice_loss(net(x.to(dev)), y.to(dev))
         optim.zero_grad(set_to_none=True)
         loss.backward()
