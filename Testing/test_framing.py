@@ -103,6 +103,19 @@ def test_a_cut_field_of_view_still_frames_and_says_so(case):
     assert any("cuts" in n for f in frames_cut for n in f.notes)
 
 
+def test_a_thigh_cut_by_the_side_of_the_scanned_field_is_noted_for_that_side_only(case):
+    ct, _, _, frames = case
+    assert not any("scanned field" in n for f in frames for n in f.notes)
+    right = frames[0]
+    assert right.side == "right"
+    x_cut = right.centre[0] - 30.0  # lateral of the shaft: the femur stays whole, the muscle does not
+    i = int(round(ct.TransformPhysicalPointToContinuousIndex((x_cut, *right.centre[1:]))[0]))
+    cut = F.frame_thighs(ct[i:, :, :])
+    notes = {f.side: " ".join(f.notes) for f in cut}
+    assert "the side of the right thigh" in notes["right"] and "volumes are too small" in notes["right"]
+    assert "scanned field" not in notes["left"]
+
+
 def test_manual_range_and_boxes_override_the_search(case):
     ct, _, _, frames = case
     lo, hi = frames[0].z_range_mm

@@ -121,6 +121,10 @@ def test_segmentation_runs_in_a_subprocess_and_lands_in_the_scene(mrml, logic, s
     result = logic.finish_segmentation(job)
     seg = result.segmentation.GetSegmentation()
     assert seg.GetNumberOfSegments() == 20
+    from ThighMuscleSegLib.framing import frames_from_json
+
+    frames = frames_from_json((job.out_dir / "frames.json").read_text())
+    assert result.notes == [n for f in frames for n in f.notes]
     gracilis = next(s for s in C.segments() if s.name == "Left gracilis")
     assert seg.GetSegment(seg.GetSegmentIdBySegmentName("Left gracilis")).GetTerminology() == \
         gracilis.slicer_terminology()
@@ -163,5 +167,7 @@ def test_a_saved_training_case_is_read_by_thighseg_train(mrml, logic, small_phan
     logic.save_training_case(ct_node, seg, tmp_path / "dataset", "corrected01")
     out = tmp_path / "tuned.tmsmodel"
     assert main(["train", str(tmp_path / "dataset"), "--out", str(out), "--epochs", "1", "--steps-per-view", "1",
-                 "--width", "4", "--device", "cpu"]) == 0
-    assert load_model(out).settings.training["data"]["train_cases"] == ["corrected01"]
+                 "--width", "4", "--device", "cpu", "--edge-cut", "0.5"]) == 0
+    training = load_model(out).settings.training
+    assert training["data"]["train_cases"] == ["corrected01"]
+    assert training["augment"]["edge_cut"] == 0.5  # the model file says how it was trained

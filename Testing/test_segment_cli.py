@@ -65,6 +65,10 @@ def test_progress_lines_are_json_with_stage_and_percent_and_a_final_done(segment
     assert events[-1]["stage"] == "done"
     assert {Path(p).name for p in events[-1]["outputs"]} == OUTPUTS
     assert {"frame", "infer right", "infer left", "write"} <= {e["stage"] for e in events}
+    from ThighMuscleSegLib import framing
+
+    frames = framing.frames_from_json((out / "frames.json").read_text())
+    assert events[-1]["notes"] == [n for f in frames for n in f.notes]  # what the user must be told
 
 
 def test_seg_nrrd_reads_back_in_slicer_with_names_colours_and_terminology(segmented, mrml):

@@ -135,6 +135,9 @@ class ThighMuscleSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.ui.segmentationSelector.setCurrentNode(self.result.segmentation)
                 self.showTable(self.ui.volumesTable, self.result.volumes)
                 self.ui.statusLabel.text = state.message
+                if self.result.notes:  # e.g. a thigh cut by the scan: its volumes are too small
+                    slicer.util.warningDisplay("\n\n".join(n[0].upper() + n[1:] + "." for n in self.result.notes),
+                                               windowTitle="Thigh muscle segmentation")
         elif state.status == "cancelled":
             self.ui.statusLabel.text = "Cancelled: nothing was added to the scene."
         else:

@@ -39,6 +39,7 @@ class SegmentationResult:
     volumes: object  # vtkMRMLTableNode
     disagreement: object  # vtkMRMLLabelMapVolumeNode
     out_dir: Path
+    notes: list[str]  # what the user must know about the result (a thigh cut by the scan, ...)
 
 
 class SceneLogic:
@@ -118,7 +119,8 @@ class SceneLogic:
         disagreement = S.volume_node_from_image(self.scene, sitk.ReadImage(str(job.out_dir / "disagreement.nii.gz")),
                                                 f"{job.ct_node.GetName()} view disagreement",
                                                 "vtkMRMLLabelMapVolumeNode")
-        return SegmentationResult(seg, volumes, disagreement, job.out_dir)
+        notes = list((state.result or {}).get("notes", []))
+        return SegmentationResult(seg, volumes, disagreement, job.out_dir, notes)
 
     # --- tables, new ground truth, follow-up -------------------------------------------
     def volumes_of(self, segmentation_node, ct_node) -> list[measure.MuscleVolume]:

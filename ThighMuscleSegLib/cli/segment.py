@@ -73,13 +73,17 @@ def run(args) -> int:
         raise
     seconds = time.perf_counter() - t0
     share = disagreement_share(result)  # one pass over the label volumes, used twice below
-    progress.finish("done", message=f"segmented {len(result.frames)} thigh(s) in {seconds:.1f} s on {result.device}",
-                    outputs=[str(p) for p in written], seconds=round(seconds, 2), device=result.device,
+    notes = [n for f in result.frames for n in f.notes]  # cut thighs: the user must know
+    progress.finish("done", message=f"segmented {len(result.frames)} thigh(s) in {seconds:.1f} s on {result.device}"
+                    + "".join(f"; note: {n}" for n in notes),
+                    outputs=[str(p) for p in written], seconds=round(seconds, 2), device=result.device, notes=notes,
                     sides=[f.side for f in result.frames], disagreement=round(share, 4),
                     stages={k: round(v, 3) for k, v in stages.items()})
     if not json_mode:
         print(f"{len(result.frames)} thigh(s) segmented in {seconds:.1f} s on {result.device}; "
               f"the views disagree on {100 * share:.1f} % of muscle voxels.")
+        for n in notes:
+            print(f"Note: {n}.")
         for p in written:
             print(f"  {p}")
     return 0

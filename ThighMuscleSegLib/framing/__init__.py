@@ -77,12 +77,21 @@ def _frame_for_run(run: L.ThighRun, manual: bool) -> ThighFrame:
         centre_s = (s_lo + s_hi) / 2 + PROXIMAL_SHIFT_MM
         if run.cut_below:
             notes.append(f"the CT cuts the {run.side} thigh at both ends")
+    if run.side_cut_z:
+        notes.append(_side_cut_note(run))
     # In-plane: centre the field on the leg, not the femur (the femur sits off-centre).
     offsets = run.leg_centres - on_axis
     offsets -= np.outer(offsets @ axis, axis)
     centre = on_axis + centre_s * axis + offsets.mean(axis=0)
     return ThighFrame(run.side, tuple(float(v) for v in centre), tuple(float(v) for v in axis),
                       (run.z_lo, run.z_hi), "manual" if manual else "auto", notes)
+
+
+def _side_cut_note(run: L.ThighRun) -> str:
+    lo, hi = min(run.side_cut_z), max(run.side_cut_z)
+    share = 100 * len(run.side_cut_z) / len(run.points)
+    return (f"the edge of the scanned field cuts the side of the {run.side} thigh in {share:.0f} % of the slices along its femur "
+            f"(z = {lo:.0f}..{hi:.0f} mm): muscle outside the image is missing and its volumes are too small")
 
 
 def _midline_knots(findings: list[L.SliceFinding]) -> list[tuple[float, float]]:

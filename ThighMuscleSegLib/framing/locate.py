@@ -9,6 +9,11 @@ cross-section (the femoral shaft) of a shaft-like area. Going up, the run ends w
 hip bones, trochanters or femoral neck make more or larger bone; going down, where the
 condyles widen the bone or the patella appears. The longest run of such slices (a few
 missing slices are bridged) is the thigh; its shaft centroids give the long axis.
+
+A leg whose muscle touches the edge of the scanned field (the image border, or padding below
+OUTSIDE_HU such as the reconstruction circle's) is cut at the side: what lies beyond was never
+imaged, so its muscles' volumes come out too small. The slices where that happens are kept
+(fat cut by the edge is not counted: it costs no muscle).
 """
 
 from __future__ import annotations
@@ -27,6 +32,9 @@ MIN_BONE_AREA_CM2 = 0.8
 MAX_SHAFT_AREA_CM2 = 16.0
 MIN_THIGH_MM = 80.0  # less femoral shaft than this is not a thigh worth framing
 BRIDGE_MM = 12.0  # gaps this short inside a run are bridged
+OUTSIDE_HU = -1500.0  # below any tissue or air: padding beyond the scanned field
+LEAN_HU = -30.0  # above fat: muscle (or skin, vessels) where it meets the field's edge
+EDGE_CONTACT_MM = 12.0  # lean tissue touching the field's edge over this length: the leg is cut
 
 
 @dataclass
@@ -37,6 +45,7 @@ class SliceFinding:
     bones: dict[str, int] = field(default_factory=dict)  # side -> number of bone cross-sections
     leg_centre: dict[str, tuple[float, float]] = field(default_factory=dict)  # side -> x, y of that leg
     midline_x: float | None = None
+    edge_cut: set[str] = field(default_factory=set)  # sides whose muscle touches the scanned field's edge
 
 
 @dataclass
@@ -48,6 +57,7 @@ class ThighRun:
     leg_centres: np.ndarray  # (N, 3) LPS centroids of the leg's body cross-section
     cut_below: bool  # the CT ends inside the thigh at the bottom
     cut_above: bool
+    side_cut_z: list[float] = field(default_factory=list)  # slices where the field's edge cuts the leg
 
     @property
     def length_mm(self) -> float:
@@ -67,7 +77,7 @@ def working_copy(ct: sitk.Image, spacing_mm: float = WORK_SPACING_MM) -> sitk.Im
     # Average what falls inside a coarse voxel, so thin cortex is not skipped by sampling.
     smoothed = sitk.SmoothingRecursiveGaussian(sitk.Cast(sitk.Shrink(ct, _shrink_factors(ct, spacing_mm)),
                                                          sitk.sitkFloat32), spacing_mm * 0.25)
-    return sitk.Resample(smoothed, ref, sitk.Transform(), sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
+    return sitk.Resample(smoothed, ref, sitk.Transform(), sitk.sitkLinear, 2 * OUTSIDE_HU, sitk.sitkFloat32)
 
 
 def _shrink_factors(ct: sitk.Image, spacing_mm: float) -> list[int]:
@@ -98,6 +108,7 @@ def analyse_slices(work: sitk.Image) -> list[SliceFinding]:
         xs_mm = origin[0] + xs * sp[0]
         midline = _midline(lab, parts, origin, sp)
         finding.midline_x = midline
+        finding.edge_cut = _sides_at_field_edge(sl, in_body, midline, origin[0], sp)
         for side, on_side in (("right", xs_mm < midline), ("left", xs_mm >= midline)):
             if on_side.sum() * pixel_cm2 >= MIN_LEG_AREA_CM2:
                 finding.leg_centre[side] = (float(xs_mm[on_side].mean()),
@@ -119,6 +130,18 @@ def analyse_slices(work: sitk.Image) -> list[SliceFinding]:
                     finding.shaft[side] = bones[0]
         findings.append(finding)
     return findings
+
+
+def _sides_at_field_edge(sl: np.ndarray, in_body: np.ndarray, midline_x: float, origin_x: float, sp) -> set[str]:
+    edge = ndimage.binary_dilation(sl < OUTSIDE_HU)
+    edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
+    ys, xs = np.nonzero(edge & in_body & (sl > LEAN_HU))
+    right = origin_x + xs * sp[0] < midline_x
+    sides = set()
+    for side, count in (("right", right.sum()), ("left", (~right).sum())):
+        if count * sp[0] >= EDGE_CONTACT_MM:
+            sides.add(side)
+    return sides
 
 
 def _midline(lab: np.ndarray, parts: list[int], origin, sp) -> float:
@@ -160,9 +183,13 @@ def thigh_runs(findings: list[SliceFinding], z_step: float, z_limits: tuple[floa
         pts = np.array([findings[i].shaft[side][:3] for i in best])
         legs = np.array([(*findings[i].leg_centre[side], findings[i].z_mm) for i in best])
         z_lo, z_hi = pts[:, 2].min(), pts[:, 2].max()
+        side_cut = [findings[i].z_mm for i in best if side in findings[i].edge_cut]
+        if len(side_cut) < 2:  # one slice is the coarse copy's blur, not a cut
+            side_cut = []
         runs[side] = ThighRun(side, float(z_lo), float(z_hi), pts, legs,
                               cut_below=z_lo - z_limits[0] < 2 * z_step,
-                              cut_above=z_limits[1] - z_hi < 2 * z_step)
+                              cut_above=z_limits[1] - z_hi < 2 * z_step,
+                              side_cut_z=side_cut)
     return runs
 
 
