@@ -36,6 +36,17 @@ def test_report_png_has_size_and_class_colours(tmp_path, direction):
     assert [p.name for p in tmp_path.iterdir()] == ["report.png"]
 
 
+def test_notes_are_printed_in_red_under_the_title(tmp_path):
+    ct, labels, _ = synthetic_thighs((32, 24, 16), (8.0, 8.0, 12.0))
+    red = (0xC0, 0, 0)
+    plain = _pixels(write_report_png(ct, labels, tmp_path / "plain.png"))
+    noted = _pixels(write_report_png(ct, labels, tmp_path / "noted.png",
+                                     notes=["the edge of the scanned field cuts the side of the right thigh"]))
+    band = slice(0, 80)  # above the panels
+    assert not _has_color(plain[band], red) and _has_color(noted[band], red)
+    assert np.array_equal(plain[80:], noted[80:])
+
+
 def test_report_refuses_labels_off_the_ct_grid(tmp_path):
     ct, labels, _ = synthetic_thighs((32, 24, 16), (8.0, 8.0, 12.0))
     _, other, _ = synthetic_thighs((32, 24, 16), (8.0, 8.0, 10.0))

@@ -105,7 +105,8 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
         write_volumes_csv(volumes, stage.path("volumes.csv"))
         step("drawing report.png")
         write_report_png(result.ct, result.labels, stage.path("report.png"), disagreement=result.disagreement,
-                         volumes=volumes, title=f"ThighMuscleSeg {__version__}")
+                         volumes=volumes, title=f"ThighMuscleSeg {__version__}",
+                         notes=[n for f in result.frames for n in f.notes])
         if dicom_files:
             from .dicomseg import write_dicom_seg
 

@@ -26,6 +26,7 @@ log = logging.getLogger(__name__)
 WINDOW_HU = (40.0, 400.0)  # soft-tissue window: level, width
 OVERLAY_ALPHA = 0.5
 DISAGREE_RGB = np.array([255, 0, 255], np.float32)
+NOTE_RGB = "#c00000"  # notes the reader must not miss (a thigh cut by the scan)
 
 
 def _lps_view(arr_zyx: np.ndarray, direction, spacing) -> tuple[np.ndarray, tuple[float, float, float]]:
@@ -167,8 +168,9 @@ def _draw_surfaces(ax, lab_spl: np.ndarray, spacing: tuple[float, float, float])
 
 def write_report_png(ct: sitk.Image, labels: sitk.Image, path: str | os.PathLike, *,
                      disagreement: sitk.Image | None = None, volumes: list[MuscleVolume] | None = None,
-                     title: str = "") -> Path:
-    """Write the one-page report picture (PNG, 1800 × 1050 pixels) atomically."""
+                     title: str = "", notes: list[str] | tuple[str, ...] = ()) -> Path:
+    """Write the one-page report picture (PNG, 1800 × 1050 pixels) atomically. ``notes``
+    (e.g. a thigh cut by the scan) are printed under the title in red, two at most."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -218,6 +220,8 @@ def write_report_png(ct: sitk.Image, labels: sitk.Image, path: str | os.PathLike
         share = 100.0 * np.count_nonzero((dis_v[::2] > 0) & (lab_v[::2] > 0)) / labelled
         header += f"   ·   views disagree on {share:.1f}% of labelled voxels"
     fig.suptitle(header, fontsize=13, x=0.01, ha="left")
+    for row, note in enumerate(notes[:2]):
+        fig.text(0.01, 0.955 - 0.022 * row, "Note: " + note, ha="left", va="top", fontsize=10, color=NOTE_RGB)
     fig.text(0.01, 0.01, "Research use only. Automatic segmentation: check before use.", ha="left", fontsize=8,
              color="gray")
     with atomic_path(path) as tmp:
