@@ -114,6 +114,19 @@ def test_a_thigh_cut_by_the_side_of_the_scanned_field_is_noted_for_that_side_onl
     notes = {f.side: " ".join(f.notes) for f in cut}
     assert "the side of the right thigh" in notes["right"] and "volumes are too small" in notes["right"]
     assert "scanned field" not in notes["left"]
+    assert F.notes_for_user(cut) == [n for f in cut for n in f.notes]  # both thighs found: nothing more
+
+
+def test_a_ct_of_one_thigh_says_the_other_was_not_found(case):
+    ct, _, _, frames = case
+    midline_x = frames[0].split_midline[len(frames[0].split_midline) // 2][1]
+    i = int(round(ct.TransformPhysicalPointToContinuousIndex((midline_x, *frames[0].centre[1:]))[0]))
+    left_only = F.frame_thighs(ct[i:, :, :])
+    assert [f.side for f in left_only] == ["left"]
+    notes = F.notes_for_user(left_only)
+    assert any("no right thigh was found" in n for n in notes)
+    # With no slice showing both legs, the side comes from patient x (this phantom's legs lie at x > 0).
+    assert left_only[0].centre[0] > 0 and any("taken as the left thigh" in n for n in notes)
 
 
 def test_manual_range_and_boxes_override_the_search(case):

@@ -121,10 +121,9 @@ def test_segmentation_runs_in_a_subprocess_and_lands_in_the_scene(mrml, logic, s
     result = logic.finish_segmentation(job)
     seg = result.segmentation.GetSegmentation()
     assert seg.GetNumberOfSegments() == 20
-    from ThighMuscleSegLib.framing import frames_from_json
+    from ThighMuscleSegLib.framing import frames_from_json, notes_for_user
 
-    frames = frames_from_json((job.out_dir / "frames.json").read_text())
-    assert result.notes == [n for f in frames for n in f.notes]
+    assert result.notes == notes_for_user(frames_from_json((job.out_dir / "frames.json").read_text()))
     gracilis = next(s for s in C.segments() if s.name == "Left gracilis")
     assert seg.GetSegment(seg.GetSegmentIdBySegmentName("Left gracilis")).GetTerminology() == \
         gracilis.slicer_terminology()

@@ -68,7 +68,7 @@ def test_progress_lines_are_json_with_stage_and_percent_and_a_final_done(segment
     from ThighMuscleSegLib import framing
 
     frames = framing.frames_from_json((out / "frames.json").read_text())
-    assert events[-1]["notes"] == [n for f in frames for n in f.notes]  # what the user must be told
+    assert events[-1]["notes"] == framing.notes_for_user(frames)  # what the user must be told
 
 
 def test_seg_nrrd_reads_back_in_slicer_with_names_colours_and_terminology(segmented, mrml):

@@ -106,7 +106,7 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
         step("drawing report.png")
         write_report_png(result.ct, result.labels, stage.path("report.png"), disagreement=result.disagreement,
                          volumes=volumes, title=f"ThighMuscleSeg {__version__}",
-                         notes=[n for f in result.frames for n in f.notes])
+                         notes=framing.notes_for_user(result.frames))
         if dicom_files:
             from .dicomseg import write_dicom_seg
 

@@ -17,7 +17,7 @@ from .frame import GRID_SHAPE_ZYX, GRID_SPACING_MM, ThighFrame, frames_from_json
 from .resample import field_mask, from_grid, map_to_ct, to_grid
 
 __all__ = ["GRID_SHAPE_ZYX", "GRID_SPACING_MM", "NoThighError", "ThighFrame", "field_mask", "frame_thighs",
-           "frames_from_json", "frames_to_json", "from_grid", "map_to_ct", "to_grid"]
+           "frames_from_json", "frames_to_json", "from_grid", "map_to_ct", "notes_for_user", "to_grid"]
 
 FIELD_MM = GRID_SHAPE_ZYX[0] * GRID_SPACING_MM
 PROXIMAL_SHIFT_MM = 20.0  # the muscle bulk sits above the shaft's middle
@@ -61,6 +61,17 @@ def frame_thighs(ct: sitk.Image, override: dict | None = None, progress=None) ->
     return frames
 
 
+def notes_for_user(frames: list[ThighFrame]) -> list[str]:
+    """What the user must be told about a result: each frame's notes, and a thigh not found."""
+    notes = [n for f in frames for n in f.notes]
+    found = {f.side for f in frames}
+    if len(found) == 1 and all(f.found == "auto" for f in frames):
+        missing = "left" if "right" in found else "right"
+        notes.append(f"no {missing} thigh was found (outside the scan, or its femur cut by the scan's edge): "
+                     f"only the {found.pop()} thigh is segmented")
+    return notes
+
+
 def _frame_for_run(run: L.ThighRun, manual: bool) -> ThighFrame:
     axis = L.fit_axis(run.points)
     on_axis = run.points.mean(axis=0)
@@ -79,6 +90,10 @@ def _frame_for_run(run: L.ThighRun, manual: bool) -> ThighFrame:
             notes.append(f"the CT cuts the {run.side} thigh at both ends")
     if run.side_cut_z:
         notes.append(_side_cut_note(run))
+    if run.side_by_position:
+        x = float(run.leg_centres[:, 0].mean())
+        notes.append(f"the scan holds one leg only: it was taken as the {run.side} thigh because it lies at "
+                     f"x = {x:.0f} mm (the patient's left is +x); if that is wrong, so are the sides of the labels")
     # In-plane: centre the field on the leg, not the femur (the femur sits off-centre).
     offsets = run.leg_centres - on_axis
     offsets -= np.outer(offsets @ axis, axis)

@@ -35,6 +35,8 @@ BRIDGE_MM = 12.0  # gaps this short inside a run are bridged
 OUTSIDE_HU = -1500.0  # below any tissue or air: padding beyond the scanned field
 LEAN_HU = -30.0  # above fat: muscle (or skin, vessels) where it meets the field's edge
 EDGE_CONTACT_MM = 12.0  # lean tissue touching the field's edge over this length: the leg is cut
+ONE_LEG_ASPECT = 1.4  # a lone cross-section narrower than this (width / depth) may be one leg, not two
+TWO_FEMORA_MM = 60.0  # ... unless two of its bones lie this far apart across it: two touching legs
 
 
 @dataclass
@@ -46,6 +48,7 @@ class SliceFinding:
     leg_centre: dict[str, tuple[float, float]] = field(default_factory=dict)  # side -> x, y of that leg
     midline_x: float | None = None
     edge_cut: set[str] = field(default_factory=set)  # sides whose muscle touches the scanned field's edge
+    side_by_position: bool = False  # one leg, no other to compare with: its side comes from its x
 
 
 @dataclass
@@ -58,6 +61,7 @@ class ThighRun:
     cut_below: bool  # the CT ends inside the thigh at the bottom
     cut_above: bool
     side_cut_z: list[float] = field(default_factory=list)  # slices where the field's edge cuts the leg
+    side_by_position: bool = False  # the scan holds this leg alone: its side was read from its x
 
     @property
     def length_mm(self) -> float:
@@ -90,7 +94,7 @@ def analyse_slices(work: sitk.Image) -> list[SliceFinding]:
     sp = work.GetSpacing()
     origin = np.array(work.GetOrigin())
     pixel_cm2 = sp[0] * sp[1] / 100.0
-    findings = []
+    findings, one_leg = [], []
     for k in range(arr.shape[0]):
         sl = arr[k]
         z = origin[2] + k * sp[2]
@@ -106,8 +110,11 @@ def analyse_slices(work: sitk.Image) -> list[SliceFinding]:
         in_body = np.isin(lab, parts)
         ys, xs = np.nonzero(in_body)
         xs_mm = origin[0] + xs * sp[0]
-        midline = _midline(lab, parts, origin, sp)
+        midline = _midline(lab, parts, sl > BONE_HU, origin, sp)
         finding.midline_x = midline
+        if midline is None:  # one leg: filed as the right one here, named in _name_lone_legs
+            one_leg.append(finding)
+            midline = np.inf
         finding.edge_cut = _sides_at_field_edge(sl, in_body, midline, origin[0], sp)
         for side, on_side in (("right", xs_mm < midline), ("left", xs_mm >= midline)):
             if on_side.sum() * pixel_cm2 >= MIN_LEG_AREA_CM2:
@@ -129,13 +136,37 @@ def analyse_slices(work: sitk.Image) -> list[SliceFinding]:
                 if len(bones) == 1 and bones[0][3] <= MAX_SHAFT_AREA_CM2 and side in finding.leg_centre:
                     finding.shaft[side] = bones[0]
         findings.append(finding)
+    _name_lone_legs(one_leg, findings)
     return findings
+
+
+def _name_lone_legs(one_leg: list[SliceFinding], findings: list[SliceFinding]) -> None:
+    """A slice holding a single leg filed it as the right one. It is the left one when it lies
+    left of the gap between the legs in the slices that show both apart; with no such slice,
+    when it lies at x > 0: patient x grows towards the patient's left, and scanners put x = 0
+    near the middle of the table. (A trunk cut by the scan's edge has no trustworthy middle.)"""
+    midlines = [f.midline_x for f in findings if f.legs >= 2 and f.midline_x is not None]
+    reference = float(np.median(midlines)) if midlines else 0.0
+    for f in one_leg:
+        f.side_by_position = not midlines
+        if "right" not in f.leg_centre or f.leg_centre["right"][0] < reference:
+            continue
+        for per_side in (f.shaft, f.bones, f.leg_centre):
+            right, left = per_side.pop("right", None), per_side.pop("left", None)
+            if right is not None:
+                per_side["left"] = right
+            if left is not None:
+                per_side["right"] = left
+        f.edge_cut = {"left" if s == "right" else "right" for s in f.edge_cut}
 
 
 def _sides_at_field_edge(sl: np.ndarray, in_body: np.ndarray, midline_x: float, origin_x: float, sp) -> set[str]:
     edge = ndimage.binary_dilation(sl < OUTSIDE_HU)
     edge[0, :] = edge[-1, :] = edge[:, 0] = edge[:, -1] = True
-    ys, xs = np.nonzero(edge & in_body & (sl > LEAN_HU))
+    # Eroded once (the outside counting as lean), so a strip of skin grazing the edge is not muscle.
+    lean = sl > LEAN_HU
+    lean &= ndimage.binary_erosion(lean | (sl < OUTSIDE_HU), border_value=1)
+    ys, xs = np.nonzero(edge & in_body & lean)
     right = origin_x + xs * sp[0] < midline_x
     sides = set()
     for side, count in (("right", right.sum()), ("left", (~right).sum())):
@@ -144,9 +175,10 @@ def _sides_at_field_edge(sl: np.ndarray, in_body: np.ndarray, midline_x: float, 
     return sides
 
 
-def _midline(lab: np.ndarray, parts: list[int], origin, sp) -> float:
+def _midline(lab: np.ndarray, parts: list[int], bone: np.ndarray, origin, sp) -> float | None:
     """x (mm) between the legs: the gap between two leg cross-sections, else the narrowest
-    column of a single cross-section between its thirds (touching thighs), else its centre."""
+    column of a single cross-section between its thirds (touching thighs), else its centre;
+    None when the single cross-section is about as wide as deep: one leg alone."""
     xs_of = {p: np.nonzero((lab == p).any(axis=0))[0] for p in parts}
     if len(parts) >= 2:
         big = sorted(parts, key=lambda p: -len(np.nonzero(lab == p)[0]))[:2]
@@ -155,12 +187,28 @@ def _midline(lab: np.ndarray, parts: list[int], origin, sp) -> float:
     mask = lab == parts[0]
     cols = mask.sum(axis=0)
     xs = xs_of[parts[0]]
+    if _one_leg(mask, bone & mask, sp):
+        return None
     lo, hi = xs.min() + (xs.max() - xs.min()) // 3, xs.max() - (xs.max() - xs.min()) // 3
     if hi > lo:
         x = lo + int(np.argmin(cols[lo:hi + 1]))
         if cols[x] < 0.75 * cols[lo:hi + 1].max():  # a real waist between two thighs
             return float(origin[0] + x * sp[0])
     return float(origin[0] + xs.mean() * sp[0])
+
+
+def _one_leg(mask: np.ndarray, bone: np.ndarray, sp) -> bool:
+    """A lone cross-section about as wide as deep, whose bones do not lie side by side."""
+    xs, ys = np.nonzero(mask.any(axis=0))[0], np.nonzero(mask.any(axis=1))[0]
+    if (xs.max() - xs.min() + 1) * sp[0] >= ONE_LEG_ASPECT * (ys.max() - ys.min() + 1) * sp[1]:
+        return False
+    blab, n = ndimage.label(bone)
+    if n < 2:
+        return True
+    areas = ndimage.sum_labels(bone, blab, range(1, n + 1)) * sp[0] * sp[1] / 100.0
+    big = [i + 1 for i, a in enumerate(areas) if a >= MIN_BONE_AREA_CM2]
+    cx = [c[1] * sp[0] for c in ndimage.center_of_mass(bone, blab, big)]
+    return not cx or max(cx) - min(cx) < TWO_FEMORA_MM
 
 
 def thigh_runs(findings: list[SliceFinding], z_step: float, z_limits: tuple[float, float]) -> dict[str, ThighRun]:
@@ -189,7 +237,8 @@ def thigh_runs(findings: list[SliceFinding], z_step: float, z_limits: tuple[floa
         runs[side] = ThighRun(side, float(z_lo), float(z_hi), pts, legs,
                               cut_below=z_lo - z_limits[0] < 2 * z_step,
                               cut_above=z_limits[1] - z_hi < 2 * z_step,
-                              side_cut_z=side_cut)
+                              side_cut_z=side_cut,
+                              side_by_position=any(findings[i].side_by_position for i in best))
     return runs
 
 
