@@ -15,6 +15,8 @@ grid voxels rather than on a 2 mm staircase; ``thighseg segment`` uses it, see
 
 from __future__ import annotations
 
+from concurrent.futures import ThreadPoolExecutor
+
 import numpy as np
 import SimpleITK as sitk
 from scipy import ndimage
@@ -110,33 +112,43 @@ def _sub_block(reference: sitk.Image, start, size) -> sitk.Image:
 
 def _paste(grids: dict[str, np.ndarray], frames: list[ThighFrame], reference: sitk.Image,
            interpolator: str, to_ct_values) -> sitk.Image:
+    """Each thigh's grid into its CT block (the two thighs at once: resampling and numpy
+    release the GIL), then the blocks into one CT-size map, in frame order."""
     out = np.zeros(reference.GetSize()[::-1], np.uint8)
-    for frame in frames:
-        if frame.side not in grids:
+    todo = [f for f in frames if f.side in grids]
+    with ThreadPoolExecutor(max(len(todo), 1)) as pool:
+        placed = list(pool.map(lambda f: _block_back(grids[f.side], f, reference, interpolator, to_ct_values), todo))
+    for block_of_ct in placed:
+        if block_of_ct is None:
             continue
-        box = _field_box(frame, reference)
-        if box is None:
-            continue
-        start, size = box
-        sub = _sub_block(reference, start, size)
-        inverse = grid_to_ct_transform(frame).GetInverse()
-        grid = np.ascontiguousarray(grids[frame.side], dtype=np.uint8)
-        if interpolator == "linear":
-            back = _labels_by_linear_votes(grid, frame, sub, inverse)
-        else:
-            grid_img = sitk.GetImageFromArray(grid)
-            grid_img.CopyInformation(grid_reference(frame))
-            back = sitk.GetArrayFromImage(sitk.Resample(grid_img, sub, inverse, _INTERPOLATORS[interpolator], 0,
-                                                        sitk.sitkUInt8))
-        values = to_ct_values(back, frame.side)
-        mask = _side_mask(frame, lambda ijk: np.array(sub.TransformContinuousIndexToPhysicalPoint(
-            tuple(float(v) for v in ijk))), values.shape)
-        keep = values > 0 if mask is None else (values > 0) & mask
+        (start, size), values, keep = block_of_ct
         block = out[start[2]:start[2] + size[2], start[1]:start[1] + size[1], start[0]:start[0] + size[0]]
         block[keep] = values[keep]
     img = sitk.GetImageFromArray(out)
     img.CopyInformation(reference)
     return img
+
+
+def _block_back(grid: np.ndarray, frame: ThighFrame, reference: sitk.Image, interpolator: str, to_ct_values):
+    """((start, size), values, keep) of one thigh in its CT block, or None outside the CT."""
+    box = _field_box(frame, reference)
+    if box is None:
+        return None
+    sub = _sub_block(reference, *box)
+    inverse = grid_to_ct_transform(frame).GetInverse()
+    grid = np.ascontiguousarray(grid, dtype=np.uint8)
+    if interpolator == "linear":
+        back = _labels_by_linear_votes(grid, frame, sub, inverse)
+    else:
+        grid_img = sitk.GetImageFromArray(grid)
+        grid_img.CopyInformation(grid_reference(frame))
+        back = sitk.GetArrayFromImage(sitk.Resample(grid_img, sub, inverse, _INTERPOLATORS[interpolator], 0,
+                                                    sitk.sitkUInt8))
+    values = to_ct_values(back, frame.side)
+    mask = _side_mask(frame, lambda ijk: np.array(sub.TransformContinuousIndexToPhysicalPoint(
+        tuple(float(v) for v in ijk))), values.shape)
+    keep = values > 0 if mask is None else (values > 0) & mask
+    return box, values, keep
 
 
 def _labels_by_linear_votes(grid: np.ndarray, frame: ThighFrame, sub: sitk.Image, inverse) -> np.ndarray:
