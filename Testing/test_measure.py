@@ -9,8 +9,8 @@ import SimpleITK as sitk
 
 from conftest import make_image
 from ThighMuscleSegLib.io import InputError
-from ThighMuscleSegLib.measure import (CSV_COLUMNS, compare_with_prior, muscle_volumes, read_volumes_csv,
-                                       write_volumes_csv)
+from ThighMuscleSegLib.measure import (CSV_COLUMNS, compare_with_prior, label_counts, muscle_volumes,
+                                       read_volumes_csv, write_volumes_csv)
 
 SPACING = (0.5, 0.8, 2.5)  # one voxel = 1 mm³
 ROTATED = (0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
@@ -82,3 +82,10 @@ def test_bad_inputs_are_refused():
     bad[0, 0, 0] = 33
     with pytest.raises(InputError, match="33"):
         muscle_volumes(ct, make_image(bad, spacing=SPACING, origin=(5.0, -3.0, 100.0), direction=ROTATED))
+
+
+def test_label_counts_match_bincount_across_slab_boundaries():
+    from ThighMuscleSegLib import measure
+
+    arr = np.random.default_rng(3).integers(0, 256, (3, measure._SLAB_VOXELS // 1000 + 7, 1000), dtype=np.uint8)
+    assert np.array_equal(label_counts(arr), np.bincount(arr.ravel(), minlength=256))

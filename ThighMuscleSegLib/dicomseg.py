@@ -18,6 +18,7 @@ import SimpleITK as sitk
 from . import __version__
 from . import classes as C
 from .io import InputError, atomic_path
+from .measure import label_counts
 
 ALGORITHM_NAME = "ThighMuscleSeg"
 
@@ -95,8 +96,8 @@ def write_dicom_seg(labels: sitk.Image, source_dicom_files: list[str], path: str
     if arr.dtype != np.uint8:
         raise InputError(f"the label map must be uint8 (it is {arr.dtype})")
     sources = _sorted_sources(labels, list(source_dicom_files))
-    counts = np.bincount(arr.reshape(-1), minlength=2 * C.NUM_MUSCLES + 1)
-    if counts.size > 2 * C.NUM_MUSCLES + 1 and counts[2 * C.NUM_MUSCLES + 1:].any():
+    counts = label_counts(arr)
+    if counts[2 * C.NUM_MUSCLES + 1:].any():
         raise InputError("label values above 20 are not in the class table")
     present = {int(v) for v in np.flatnonzero(counts) if v > 0}
     if not present:

@@ -19,6 +19,7 @@ import SimpleITK as sitk
 
 from . import classes as C
 from .io import InputError, atomic_path
+from .measure import label_counts
 
 _EMPTY_EXTENT = (0, -1, 0, -1, 0, -1)
 _GZIP_LEVEL = 1  # label maps are mostly zeros: level 1 is ~5x faster than 6 and barely larger
@@ -105,7 +106,7 @@ def write_seg_nrrd(labels: sitk.Image, path: str | os.PathLike, *, present_only:
         if arr.size and (arr.min() < 0 or arr.max() > 255):
             raise InputError("label values must lie in 0..255")
         arr = arr.astype(np.uint8)
-    counts = np.bincount(arr.ravel(), minlength=2 * C.NUM_MUSCLES + 1)
+    counts = label_counts(arr)
     unknown = [v for v in np.flatnonzero(counts) if v > 2 * C.NUM_MUSCLES]
     if unknown:
         raise InputError(f"label values {unknown} are not in the class table (0, right 1-10, left 11-20)")
