@@ -181,8 +181,9 @@ def _labels_by_linear_votes(grid: np.ndarray, frame: ThighFrame, sub: sitk.Image
         indicator = sitk.GetImageFromArray((grid[box] == value).astype(np.float32))
         indicator.SetSpacing([frame.spacing_mm] * 3)
         indicator.SetOrigin(tuple(frame.grid_origin() + np.array([b.start for b in box[::-1]]) * frame.spacing_mm))
-        share = sitk.GetArrayFromImage(sitk.Resample(indicator, _sub_block(sub, lo, size), inverse, sitk.sitkLinear,
-                                                     0.0, sitk.sitkFloat32))
+        share_img = sitk.Resample(indicator, _sub_block(sub, lo, size), inverse, sitk.sitkLinear, 0.0,
+                                  sitk.sitkFloat32)
+        share = sitk.GetArrayViewFromImage(share_img)  # no copy; share_img lives to the loop's end
         where = tuple(slice(lo[a] - m_lo[a], lo[a] - m_lo[a] + size[a]) for a in (2, 1, 0))
         total[where] += share
         better = share > best[where]
