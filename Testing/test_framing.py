@@ -196,3 +196,40 @@ def test_linear_back_interpolation_is_the_argmax_of_every_label_interpolated(sma
     plain = np.argmax(np.stack(shares), axis=0)
     assert set(np.unique(fast)) == {0, 1, 4, 7}
     assert np.mean(fast != plain) < 1e-3  # only float ties at exact half-way points may differ
+
+
+def _legs_image(left_x: float, right_x: float | None, lone_from_k: int = 0) -> sitk.Image:
+    """4 mm LPS slices of round legs (100 mm across, a 24 mm femur each); the right leg is absent
+    from slice ``lone_from_k`` up (or everywhere when ``right_x`` is None)."""
+    n, spacing = 40, 4.0
+    origin = (-200.0, -100.0, 0.0)
+    y, x = np.mgrid[0:50, 0:100] * spacing
+    x, y = x + origin[0], y + origin[1]
+    arr = np.full((n, 50, 100), -1000.0, np.float32)
+    for k in range(n):
+        for cx in (left_x, right_x):
+            if cx is None or (cx == right_x and k >= lone_from_k):
+                continue
+            r2 = (x - cx) ** 2 + y ** 2
+            arr[k][r2 < 50.0 ** 2] = 40.0
+            arr[k][r2 < 12.0 ** 2] = 1000.0
+    img = sitk.GetImageFromArray(arr)
+    img.SetSpacing((spacing,) * 3)
+    img.SetOrigin(origin)
+    return img
+
+
+def test_a_lone_leg_is_not_split_and_takes_its_side_from_the_slices_with_both():
+    findings = L.analyse_slices(_legs_image(left_x=-30.0, right_x=-140.0, lone_from_k=20))
+    both, lone = findings[:20], findings[20:]
+    assert all(set(f.shaft) == {"right", "left"} for f in both)
+    # The left leg alone lies at x < 0, yet the slices with both legs say it is the left one.
+    assert all(set(f.shaft) == {"left"} and f.midline_x is None and not f.side_by_position for f in lone)
+    assert all(abs(f.leg_centre["left"][0] - (-30.0)) < 4.0 for f in lone)  # the whole leg, not half
+
+
+def test_a_scan_of_one_leg_takes_its_side_from_patient_x():
+    for x, side in ((-80.0, "right"), (80.0, "left")):
+        findings = L.analyse_slices(_legs_image(left_x=x, right_x=None))
+        assert all(set(f.shaft) == {side} and f.side_by_position for f in findings)
+
