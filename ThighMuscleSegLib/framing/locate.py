@@ -110,7 +110,8 @@ def analyse_slices(work: sitk.Image) -> list[SliceFinding]:
         in_body = np.isin(lab, parts)
         ys, xs = np.nonzero(in_body)
         xs_mm = origin[0] + xs * sp[0]
-        midline = _midline(lab, parts, sl > BONE_HU, origin, sp)
+        sections = _bone_sections(sl, in_body, origin, sp, z)
+        midline = _midline(lab, parts, [b[0] for b in sections or ()], origin, sp)
         finding.midline_x = midline
         if midline is None:  # one leg: filed as the right one here, named in _name_lone_legs
             one_leg.append(finding)
@@ -120,17 +121,10 @@ def analyse_slices(work: sitk.Image) -> list[SliceFinding]:
             if on_side.sum() * pixel_cm2 >= MIN_LEG_AREA_CM2:
                 finding.leg_centre[side] = (float(xs_mm[on_side].mean()),
                                             float(origin[1] + ys[on_side].mean() * sp[1]))
-        bone = (sl > BONE_HU) & in_body
-        blab, bn = ndimage.label(bone)
-        if bn:
-            b_areas = ndimage.sum_labels(bone, blab, range(1, bn + 1)) * pixel_cm2
-            centres = ndimage.center_of_mass(bone, blab, range(1, bn + 1))
+        if sections is not None:
             per_side: dict[str, list] = {"right": [], "left": []}
-            for area, (cy, cx) in zip(b_areas, centres):
-                if area < MIN_BONE_AREA_CM2:
-                    continue
-                x_mm, y_mm = origin[0] + cx * sp[0], origin[1] + cy * sp[1]
-                per_side["right" if x_mm < midline else "left"].append((x_mm, y_mm, z, float(area)))
+            for section in sections:
+                per_side["right" if section[0] < midline else "left"].append(section)
             for side, bones in per_side.items():
                 finding.bones[side] = len(bones)
                 if len(bones) == 1 and bones[0][3] <= MAX_SHAFT_AREA_CM2 and side in finding.leg_centre:
@@ -138,6 +132,19 @@ def analyse_slices(work: sitk.Image) -> list[SliceFinding]:
         findings.append(finding)
     _name_lone_legs(one_leg, findings)
     return findings
+
+
+def _bone_sections(sl: np.ndarray, in_body: np.ndarray, origin, sp, z: float) -> list[tuple] | None:
+    """(x, y, z, area cm²) of each bone cross-section of at least MIN_BONE_AREA_CM2; None when
+    the slice has no bone at all."""
+    bone = (sl > BONE_HU) & in_body
+    blab, n = ndimage.label(bone)
+    if not n:
+        return None
+    areas = ndimage.sum_labels(bone, blab, range(1, n + 1)) * sp[0] * sp[1] / 100.0
+    centres = ndimage.center_of_mass(bone, blab, range(1, n + 1))
+    return [(origin[0] + cx * sp[0], origin[1] + cy * sp[1], z, float(area))
+            for area, (cy, cx) in zip(areas, centres) if area >= MIN_BONE_AREA_CM2]
 
 
 def _name_lone_legs(one_leg: list[SliceFinding], findings: list[SliceFinding]) -> None:
@@ -175,7 +182,7 @@ def _sides_at_field_edge(sl: np.ndarray, in_body: np.ndarray, midline_x: float, 
     return sides
 
 
-def _midline(lab: np.ndarray, parts: list[int], bone: np.ndarray, origin, sp) -> float | None:
+def _midline(lab: np.ndarray, parts: list[int], bone_xs: list[float], origin, sp) -> float | None:
     """x (mm) between the legs: the gap between two leg cross-sections, else the narrowest
     column of a single cross-section between its thirds (touching thighs), else its centre;
     None when the single cross-section is about as wide as deep: one leg alone."""
@@ -187,7 +194,7 @@ def _midline(lab: np.ndarray, parts: list[int], bone: np.ndarray, origin, sp) ->
     mask = lab == parts[0]
     cols = mask.sum(axis=0)
     xs = xs_of[parts[0]]
-    if _one_leg(mask, bone & mask, sp):
+    if _one_leg(mask, bone_xs, sp):
         return None
     lo, hi = xs.min() + (xs.max() - xs.min()) // 3, xs.max() - (xs.max() - xs.min()) // 3
     if hi > lo:
@@ -197,18 +204,12 @@ def _midline(lab: np.ndarray, parts: list[int], bone: np.ndarray, origin, sp) ->
     return float(origin[0] + xs.mean() * sp[0])
 
 
-def _one_leg(mask: np.ndarray, bone: np.ndarray, sp) -> bool:
-    """A lone cross-section about as wide as deep, whose bones do not lie side by side."""
+def _one_leg(mask: np.ndarray, bone_xs: list[float], sp) -> bool:
+    """A lone cross-section about as wide as deep, whose bones (x in mm) do not lie side by side."""
     xs, ys = np.nonzero(mask.any(axis=0))[0], np.nonzero(mask.any(axis=1))[0]
     if (xs.max() - xs.min() + 1) * sp[0] >= ONE_LEG_ASPECT * (ys.max() - ys.min() + 1) * sp[1]:
         return False
-    blab, n = ndimage.label(bone)
-    if n < 2:
-        return True
-    areas = ndimage.sum_labels(bone, blab, range(1, n + 1)) * sp[0] * sp[1] / 100.0
-    big = [i + 1 for i, a in enumerate(areas) if a >= MIN_BONE_AREA_CM2]
-    cx = [c[1] * sp[0] for c in ndimage.center_of_mass(bone, blab, big)]
-    return not cx or max(cx) - min(cx) < TWO_FEMORA_MM
+    return not bone_xs or max(bone_xs) - min(bone_xs) < TWO_FEMORA_MM
 
 
 def thigh_runs(findings: list[SliceFinding], z_step: float, z_limits: tuple[float, float]) -> dict[str, ThighRun]:
