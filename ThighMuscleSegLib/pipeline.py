@@ -38,6 +38,11 @@ class Segmentation:
     device: str
     seconds: dict[str, float] = field(default_factory=dict)
 
+    @property
+    def notes(self) -> list[str]:
+        """What the user must be told: thighs cut by the scan, a thigh not found."""
+        return framing.notes_for_user(self.frames)
+
 
 def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None, progress=None,
                fusion: str = "vote", back_interpolation: str = DEFAULT_BACK_INTERPOLATION,
@@ -106,7 +111,7 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
         step("drawing report.png")
         write_report_png(result.ct, result.labels, stage.path("report.png"), disagreement=result.disagreement,
                          volumes=volumes, title=f"ThighMuscleSeg {__version__}",
-                         notes=framing.notes_for_user(result.frames))
+                         notes=result.notes)
         if dicom_files:
             from .dicomseg import write_dicom_seg
 

@@ -119,7 +119,7 @@ class SceneLogic:
         disagreement = S.volume_node_from_image(self.scene, sitk.ReadImage(str(job.out_dir / "disagreement.nii.gz")),
                                                 f"{job.ct_node.GetName()} view disagreement",
                                                 "vtkMRMLLabelMapVolumeNode")
-        notes = list((state.result or {}).get("notes", []))
+        notes = list(state.result.get("notes", []))
         return SegmentationResult(seg, volumes, disagreement, job.out_dir, notes)
 
     # --- tables, new ground truth, follow-up -------------------------------------------

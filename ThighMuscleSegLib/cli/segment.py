@@ -7,7 +7,6 @@ import sys
 import time
 from pathlib import Path
 
-from .. import framing
 from .. import io as tio
 from ..defaults import DEFAULT_BACK_INTERPOLATION, DEVICE_CHOICES, default_model_path
 from ..progress import Cancelled, Progress, human_sink, json_lines_sink
@@ -74,7 +73,7 @@ def run(args) -> int:
         raise
     seconds = time.perf_counter() - t0
     share = disagreement_share(result)  # one pass over the label volumes, used twice below
-    notes = framing.notes_for_user(result.frames)  # cut or missing thighs: the user must know
+    notes = result.notes  # cut or missing thighs: the user must know
     progress.finish("done", message=f"segmented {len(result.frames)} thigh(s) in {seconds:.1f} s on {result.device}"
                     + "".join(f"; note: {n}" for n in notes),
                     outputs=[str(p) for p in written], seconds=round(seconds, 2), device=result.device, notes=notes,
