@@ -23,7 +23,7 @@ from . import classes as C
 from .io import InputError, atomic_path, same_geometry
 
 NUM_LABELS = 2 * C.NUM_MUSCLES + 1
-_SLAB_VOXELS = 1 << 20  # bincount with float weights makes a float64 copy: keep it small
+_SLAB_VOXELS = 1 << 20  # bincount copies each slab as int64 / float64: keep it small
 
 
 @dataclass(frozen=True)
@@ -54,33 +54,29 @@ class VolumeChange:
     change_percent: float  # 100 * change / prior; nan when the prior volume is 0
 
 
-def label_counts(arr: np.ndarray) -> np.ndarray:
-    """Voxels per value 0..255 of a uint8 array, a slab at a time: bincount copies its input
-    as int64, and for a whole CT (8 bytes a voxel, ~0.7 GB) that copy costs more than the count."""
+def label_counts(arr: np.ndarray, weights: np.ndarray | None = None) -> np.ndarray:
+    """Voxels per value 0..255 of a uint8 array (with ``weights`` of the same shape: their sum
+    per value), a slab at a time: bincount copies its input as int64 (and the weights as
+    float64), and for a whole CT (8 bytes a voxel, ~0.7 GB) that copy costs more than the count."""
     flat = arr.reshape(-1)
-    counts = np.zeros(256, np.int64)
+    w = None if weights is None else weights.reshape(-1)
+    counts = np.zeros(256, np.int64 if w is None else np.float64)
     for start in range(0, flat.size, _SLAB_VOXELS):
-        counts += np.bincount(flat[start:start + _SLAB_VOXELS], minlength=256)
+        stop = start + _SLAB_VOXELS
+        counts += np.bincount(flat[start:stop], weights=None if w is None else w[start:stop], minlength=256)
     return counts
 
 
 def label_histogram(ct: sitk.Image | None, labels: sitk.Image) -> tuple[np.ndarray, np.ndarray]:
-    """Voxel count and HU sum per label value 0..20, in one pass of bincount per slab."""
+    """Voxel count and HU sum per label value 0..20."""
     lab = sitk.GetArrayViewFromImage(labels)
     if lab.dtype != np.uint8:
         raise InputError(f"the label map must be uint8 (it is {lab.dtype}); values 0, right 1-10, left 11-20")
-    flat = lab.reshape(-1)
-    hu = None if ct is None else sitk.GetArrayViewFromImage(ct).reshape(-1)
-    counts = np.zeros(256, np.int64)
-    sums = np.zeros(256, np.float64)
-    for start in range(0, flat.size, _SLAB_VOXELS):
-        part = flat[start:start + _SLAB_VOXELS]
-        counts += np.bincount(part, minlength=256)
-        if hu is not None:
-            sums += np.bincount(part, weights=hu[start:start + _SLAB_VOXELS], minlength=256)
+    counts = label_counts(lab)
     unknown = [int(v) for v in np.flatnonzero(counts[NUM_LABELS:]) + NUM_LABELS]
     if unknown:
         raise InputError(f"label values {unknown} are not in the class table (0, right 1-10, left 11-20)")
+    sums = np.zeros(256) if ct is None else label_counts(lab, sitk.GetArrayViewFromImage(ct))
     return counts[:NUM_LABELS], sums[:NUM_LABELS]
 
 
