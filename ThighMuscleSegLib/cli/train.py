@@ -5,7 +5,7 @@ from __future__ import annotations
 import sys
 from pathlib import Path
 
-from ..defaults import DEVICE_CHOICES
+from ..defaults import DEFAULT_EDGE_CUT, DEVICE_CHOICES
 from ..progress import Progress, human_sink, json_lines_sink
 
 
@@ -21,8 +21,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--width", type=int, help="first-level channels (default per architecture)")
     parser.add_argument("--steps-per-view", type=int, help="cap on batches per view and epoch")
-    parser.add_argument("--edge-cut", type=float, metavar="SHARE",
-                        help="share of slices cut by a simulated scan edge (augmentation; default 0.25, "
+    parser.add_argument("--edge-cut", type=float, default=DEFAULT_EDGE_CUT, metavar="SHARE",
+                        help=f"share of slices cut by a simulated scan edge (augmentation; default {DEFAULT_EDGE_CUT}, "
                              "0 turns it off)")
     parser.add_argument("--val-fraction", type=float, default=0.2, help="share of cases held out for validation")
     parser.add_argument("--device", choices=DEVICE_CHOICES, default="auto")
@@ -37,7 +37,7 @@ def run(args) -> int:
     from ..training.loop import TrainConfig, train
 
     out = Path(args.out)
-    if args.edge_cut is not None and not 0 <= args.edge_cut <= 1:
+    if not 0 <= args.edge_cut <= 1:
         raise InputError(f"--edge-cut is a share of slices, 0 to 1, not {args.edge_cut}")
     if out.exists() and not args.resume and not (args.init and Path(args.init).resolve() == out.resolve()):
         raise InputError(f"{out} exists: choose another --out (models are never overwritten silently)")
@@ -55,7 +55,7 @@ def run(args) -> int:
     cfg = TrainConfig(architecture=args.arch, epochs=args.epochs, seed=args.seed, lr=args.lr,
                       batch_size=args.batch_size, width=args.width, steps_per_view=args.steps_per_view,
                       device=args.device,
-                      augment=AugmentSettings() if args.edge_cut is None else AugmentSettings(edge_cut=args.edge_cut))
+                      augment=AugmentSettings(edge_cut=args.edge_cut))
     data_summary = {"train_cases": [c.name for c in train_cases], "val_cases": [c.name for c in val_cases],
                     "folders": [str(Path(d)) for d in args.data]}
     path = train(thighs["train"], thighs["val"], cfg, out, init=args.init, resume=args.resume,

@@ -20,6 +20,8 @@ from dataclasses import dataclass
 import torch
 import torch.nn.functional as F
 
+from ..defaults import DEFAULT_EDGE_CUT
+
 
 @dataclass(frozen=True)
 class AugmentSettings:
@@ -29,7 +31,7 @@ class AugmentSettings:
     contrast: float = 0.05
     offset: float = 0.03
     noise_sigma: float = 0.02
-    edge_cut: float = 0.25  # share of slices cut by a simulated scan edge
+    edge_cut: float = DEFAULT_EDGE_CUT  # share of slices cut by a simulated scan edge
     edge_cut_tilt_deg: float = 10.0  # the line's tilt from the femur in the coronal and sagittal views
 
 
