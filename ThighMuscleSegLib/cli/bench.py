@@ -1,12 +1,15 @@
 """``thighseg bench``: per-stage times and peak memory of ``thighseg segment`` on a phantom CT
 of 512 × 512 × 500, on the CPU and (where present) the GPU, against a 3D U-Net run on the
-same thighs. Speed lives here, never in timed tests."""
+same thighs. Speed lives here, never in timed tests.
+
+Peak memory comes from the POSIX ``resource`` module, imported only where it is measured:
+Windows has no such module, and ``thighseg`` imports every subcommand to build its help, so a
+top-level import would stop every command there (``segment`` from Slicer included)."""
 
 from __future__ import annotations
 
 import json
 import platform
-import resource
 import subprocess
 import sys
 import tempfile
@@ -52,8 +55,26 @@ def _model_path(arg: str | None, work: Path) -> tuple[Path, str]:
         return save_model(work / "random.tmsmodel", m.settings, m.nets), "random weights (default width)"
 
 
+def _children_peak_rss_kb() -> float | None:
+    """The largest peak RSS of the finished child processes (kB), None where not measurable."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    return resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+
+
+def _self_peak_rss_kb() -> float | None:
+    """This process's peak RSS (kB), None where not measurable."""
+    try:
+        import resource
+    except ImportError:  # Windows
+        return None
+    return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
+
+
 def _segment(ct_path: Path, model: Path, device: str, out: Path) -> dict:
-    before = resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss
+    before = _children_peak_rss_kb()
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "ThighMuscleSegLib.cli.main", "segment", str(ct_path), "--out",
                         str(out), "--model", str(model), "--device", device, "--progress", "json"],
@@ -62,9 +83,10 @@ def _segment(ct_path: Path, model: Path, device: str, out: Path) -> dict:
     if r.returncode != 0:
         raise RuntimeError(f"segment failed on {device}: {r.stderr.strip().splitlines()[-1:]}")
     done = json.loads(r.stdout.strip().splitlines()[-1])
-    peak_mb = max(resource.getrusage(resource.RUSAGE_CHILDREN).ru_maxrss, before) / 1024
+    after = _children_peak_rss_kb()
+    peak_mb = None if after is None else round(max(after, before) / 1024, 1)
     return {"device": done["device"], "end_to_end_s": round(wall, 2), "pipeline_s": done["seconds"],
-            "peak_rss_mb": round(peak_mb, 1), "stages": done["stages"]}
+            "peak_rss_mb": peak_mb, "stages": done["stages"]}
 
 
 def _baseline_3d(ct: sitk.Image) -> float:
@@ -108,11 +130,13 @@ def run(args) -> int:
     print(f"thighseg bench: CT {ct.GetSize()}, model: {model_name}, machine: {result['machine']}")
     for run_ in runs:
         print(f"\n{run_['device']}: end to end {run_['end_to_end_s']} s (pipeline {run_['pipeline_s']} s), "
-              f"peak RSS {run_['peak_rss_mb']} MB")
+              + (f"peak RSS {run_['peak_rss_mb']} MB" if run_["peak_rss_mb"] is not None
+                 else "peak RSS not measured on this platform"))
         for stage, s in run_["stages"].items():
             print(f"  {stage:<18} {s:7.2f} s")
     print(f"\nframing alone, {framing['ct_size']}: {framing['frame_s']} s, extra peak memory "
-          f"{framing['extra_peak_mb']} MB (one float32 copy of the CT would be {framing['float_copy_mb']} MB)")
+          + (f"{framing['extra_peak_mb']} MB" if framing["extra_peak_mb"] is not None else "not measured")
+          + f" (one float32 copy of the CT would be {framing['float_copy_mb']} MB)")
     print(f"\n3D U-Net sliding window, both thighs: {baseline:.2f} s vs {infer_25d:.2f} s for the 2.5D views "
           f"({result['ratio_3d_to_2_5d_views']}x)")
     return 0
@@ -123,12 +147,14 @@ def _framing_bench(work: Path, seed: int, slices: int = 600) -> dict:
     beyond the CT itself (measured from the process's peak RSS before and after)."""
     path = work / "frame_ct.nii"
     sitk.WriteImage(bench_ct(slices, seed), str(path))
-    code = ("import json, resource, time, SimpleITK as sitk; from ThighMuscleSegLib import framing;"
+    code = ("import json, time, SimpleITK as sitk; from ThighMuscleSegLib import framing;"
+            "from ThighMuscleSegLib.cli.bench import _self_peak_rss_kb as peak;"
             f"ct = sitk.ReadImage({str(path)!r}); import numpy;"
-            "before = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss; t = time.perf_counter();"
+            "before = peak(); t = time.perf_counter();"
             "frames = framing.frame_thighs(ct); grids = [framing.to_grid(ct, f) for f in frames];"
-            "s = time.perf_counter() - t; after = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss;"
-            "print(json.dumps({'frame_s': round(s, 2), 'extra_peak_mb': round((after - before) / 1024, 1),"
+            "s = time.perf_counter() - t; after = peak();"
+            "print(json.dumps({'frame_s': round(s, 2), "
+            "'extra_peak_mb': None if after is None else round((after - before) / 1024, 1),"
             "'float_copy_mb': round(4 * numpy.prod(ct.GetSize()) / 2**20, 1), 'ct_size': list(ct.GetSize()),"
             "'thighs': len(frames)}))")
     r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
