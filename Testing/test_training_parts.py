@@ -24,7 +24,7 @@ def test_dice_loss_has_gradients():
 
 def test_affines_stay_within_the_paper_ranges():
     g = torch.Generator().manual_seed(0)
-    cfg = AugmentSettings()
+    cfg = AugmentSettings(anisotropy=0.0)  # the paper's isotropic scale
     theta = random_affine(2000, (128, 128), cfg, g)
     scale = 1 / torch.sqrt(theta[:, 0, 0] ** 2 + theta[:, 1, 0] ** 2)
     angle = torch.rad2deg(torch.atan2(theta[:, 1, 0], theta[:, 0, 0]))
@@ -32,6 +32,32 @@ def test_affines_stay_within_the_paper_ranges():
     assert angle.abs().max() <= 20 + 1e-3 and angle.abs().max() > 15
     shift_px = theta[:, :, 2].abs() * 128 / 2
     assert shift_px.max() <= 10 + 1e-3 and shift_px.max() > 8
+
+
+def test_anisotropic_scale_stretches_each_axis_on_its_own_within_its_range():
+    g = torch.Generator().manual_seed(1)
+    cfg = AugmentSettings(rotation_deg=0.0, shift_px=0.0)
+    theta = random_affine(2000, (128, 128), cfg, g)
+    sx, sy = 1 / theta[:, 0, 0], 1 / theta[:, 1, 1]
+    ratio = sx / sy
+    lo, hi = (1 - cfg.anisotropy) / (1 + cfg.anisotropy), (1 + cfg.anisotropy) / (1 - cfg.anisotropy)
+    assert ratio.min() >= lo - 1e-4 and ratio.max() <= hi + 1e-4
+    assert ratio.max() > 1.2 and ratio.min() < 1 / 1.2  # really anisotropic
+    assert torch.allclose(theta[:, 0, 1], torch.zeros(2000)) and torch.allclose(theta[:, 1, 0], torch.zeros(2000))
+
+
+def test_elastic_offsets_are_smooth_bounded_and_spare_the_unwarped_share():
+    from ThighMuscleSegLib.training.augment import elastic_offsets
+
+    cfg = AugmentSettings()
+    off = elastic_offsets(64, (128, 128), cfg, torch.Generator().manual_seed(2))
+    px = off * 128 / 2  # back to pixels
+    warped = px.abs().amax(dim=(1, 2, 3)) > 0
+    assert 0.25 < warped.float().mean() < 0.75  # about elastic_share of the slices
+    assert px.abs().max() <= cfg.elastic_px * 1.5  # bicubic overshoots the control points a little
+    assert px.abs().max() > 0.5 * cfg.elastic_px
+    step = (px[:, 1:] - px[:, :-1]).abs().max()
+    assert step < 0.75  # smooth, and no folds (a step of a pixel or more would fold the image)
 
 
 def test_augmentation_moves_image_and_labels_together_and_is_seeded():
@@ -54,7 +80,8 @@ def test_augmentation_moves_image_and_labels_together_and_is_seeded():
 def test_scan_edge_cut_blanks_image_and_labels_beyond_one_straight_line():
     img = torch.full((6, 3, 64, 64), 0.6)
     lab = torch.full((6, 64, 64), 4, dtype=torch.long)
-    still = AugmentSettings(scale=0, shift_px=0, rotation_deg=0, contrast=0, offset=0, noise_sigma=0, edge_cut=1)
+    still = AugmentSettings(scale=0, shift_px=0, rotation_deg=0, contrast=0, offset=0, noise_sigma=0, edge_cut=1,
+                            anisotropy=0, elastic_px=0)
     out, out_lab = augment_batch(img, lab, still, torch.Generator().manual_seed(1), view="axial")
     cut = out_lab == 0
     assert cut.any(dim=(1, 2)).all() and (~cut).any(dim=(1, 2)).all()  # every slice cut, none wiped
@@ -77,3 +104,14 @@ def test_scan_edge_runs_along_the_femur_in_long_views_and_any_way_in_axial_slice
     assert 0.2 < share.any(dim=(1, 2)).float().mean() < 0.3  # the default 25 %
     kept = (~axial).float().mean(dim=(1, 2))
     assert kept.min() > 0.5  # never more than half the slice: the femur, at the centre, stays
+
+
+def test_cosine_learning_rate_runs_from_lr_to_lr_final_and_is_constant_without_it():
+    from ThighMuscleSegLib.training.loop import TrainConfig, epoch_lr
+
+    cfg = TrainConfig(epochs=11, lr=1e-3, lr_final=1e-5)
+    rates = [epoch_lr(cfg, e) for e in range(1, 12)]
+    assert math.isclose(rates[0], 1e-3) and math.isclose(rates[-1], 1e-5)
+    assert all(a > b for a, b in zip(rates, rates[1:]))
+    assert math.isclose(rates[5], (1e-3 + 1e-5) / 2)
+    assert epoch_lr(TrainConfig(epochs=11, lr=1e-3), 7) == 1e-3

@@ -6,6 +6,7 @@ import time
 from pathlib import Path
 
 from ..io import InputError
+from ..phantom.population import DEFAULT_POPULATION, HOLDOUT_REGIONS, POPULATIONS
 from ..progress import Progress, human_sink, json_lines_sink
 
 
@@ -16,6 +17,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--anatomy", type=Path, default=None,
                         help="folder of *_<Left|Right>_Muscle_<Name>_smooth.stl surfaces "
                              "(default: the bundled Visible Human Female template)")
+    parser.add_argument("--population", choices=POPULATIONS, default=DEFAULT_POPULATION,
+                        help="adult (default): each case draws a body (size, muscle volumes, atrophy, fat, "
+                             "scanner); template: the one template body, as generator 1.0 made them")
+    parser.add_argument("--select", choices=("all", "train", "holdout") + HOLDOUT_REGIONS, default="all",
+                        help="only seeds whose drawn body is outside (train) or inside (holdout, or one region) "
+                             "the population regions held out from training; default all")
     parser.add_argument("--format", choices=("nifti", "dicom"), default="nifti",
                         help="dicom also writes case_NNN/dicom/ (a CT series)")
     parser.add_argument("--size", choices=("full", "small"), default="full",
@@ -27,6 +34,7 @@ def add_arguments(parser) -> None:
 
 
 def run(args) -> int:
+    from ..phantom.population import seeds_in
     from ..phantom.synth import make_case
     from ..phantom.writer import write_case
 
@@ -40,15 +48,20 @@ def run(args) -> int:
     sink = json_lines_sink() if args.progress == "json" else human_sink()
     progress = Progress({"phantom": 0.8, "write": 0.2}, sink)
     written = []
-    for i in range(args.cases):
+    seeds = list(range(args.seed, args.seed + args.cases))
+    if args.select != "all":
+        if args.population != "adult":
+            raise InputError("--select picks bodies of the adult population: use it with --population adult")
+        seeds = seeds_in(args.select, args.seed, args.cases)
+    for i, seed in enumerate(seeds):
         t0 = time.perf_counter()
-        case = make_case(args.seed + i, size=args.size, anatomy=args.anatomy, progress=progress)
+        case = make_case(seed, size=args.size, anatomy=args.anatomy, progress=progress, population=args.population)
         t1 = time.perf_counter()
         folder = write_case(case, out / f"case_{i:03d}", args.format)
         if args.preview:
             from ..phantom.preview import write_preview
 
-            write_preview(case.ct, case.labels, folder / "preview.png", f"seed {args.seed + i}")
+            write_preview(case.ct, case.labels, folder / "preview.png", f"seed {seed}")
         t2 = time.perf_counter()
         progress.update("write", (i + 1) / args.cases,
                         f"{folder}: synthesis {t1 - t0:.1f} s, writing {t2 - t1:.1f} s")

@@ -18,6 +18,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--init", metavar="MODEL", help="fine-tune this model (the edit-and-retrain loop)")
     parser.add_argument("--seed", type=int, default=0)
     parser.add_argument("--lr", type=float, default=1e-4, help="Adam learning rate (paper: 1e-4)")
+    parser.add_argument("--lr-final", type=float, metavar="LR",
+                        help="decay the learning rate to this over the epochs (cosine); default: constant")
     parser.add_argument("--batch-size", type=int, default=8)
     parser.add_argument("--width", type=int, help="first-level channels (default per architecture)")
     parser.add_argument("--steps-per-view", type=int, help="cap on batches per view and epoch")
@@ -52,7 +54,7 @@ def run(args) -> int:
     log = print if args.progress == "human" else (lambda m: sink({"stage": "log", "message": m}))
     log(f"{len(train_cases)} training cases ({len(thighs['train'])} thighs), "
         f"{len(val_cases)} validation cases ({len(thighs['val'])} thighs)")
-    cfg = TrainConfig(architecture=args.arch, epochs=args.epochs, seed=args.seed, lr=args.lr,
+    cfg = TrainConfig(architecture=args.arch, epochs=args.epochs, seed=args.seed, lr=args.lr, lr_final=args.lr_final,
                       batch_size=args.batch_size, width=args.width, steps_per_view=args.steps_per_view,
                       device=args.device,
                       augment=AugmentSettings(edge_cut=args.edge_cut))

@@ -11,13 +11,16 @@ from scipy import ndimage as ndi
 
 from .hounsfield import TISSUE_HU
 from .template import CARTILAGE, CORTEX, INTERMUSCULAR_FAT, MARROW, OTHER_MUSCLE, SHAFT_MARROW
+from .vessels import ARTERY, METAL, VEIN
 
-SUBCUT_FAT, SKIN, TABLE = 40, 41, 42
+SUBCUT_FAT, SKIN, TABLE, BLANKET = 40, 41, 42, 43
+METAL_HU = 3071.0
+BLANKET_HU = (-750.0, 60.0)  # folded cotton: mostly air
 NOISE_BANK = 8
 SLAB_SLICES = 16  # slices per unit of work: a few MB each, many units per core
 
 
-def _lut(rng: np.random.Generator, params: dict) -> tuple[np.ndarray, np.ndarray]:
+def _lut(rng: np.random.Generator, params: dict, body=None) -> tuple[np.ndarray, np.ndarray]:
     mean = np.full(256, TISSUE_HU["air"][0], np.float32)
     sd = np.zeros(256, np.float32)
     fat, fat_sd = TISSUE_HU["fat"]
@@ -38,6 +41,20 @@ def _lut(rng: np.random.Generator, params: dict) -> tuple[np.ndarray, np.ndarray
         mean[code], sd[code] = TISSUE_HU[name]
         if name in ("muscle", "fat", "skin"):
             mean[code] += level
+    if body is not None:  # the body's own muscle attenuation (fat infiltration), vessels, metal
+        for v in range(1, 21):
+            hu = body.muscle_hu[v]
+            mean[v] = hu + level
+            sd[v] = mus_sd + 0.35 * max(0.0, 50.0 - hu)  # fatty muscle is grainier
+            infiltration[str(v)] = round(float(np.clip((mus - hu) / (mus - fat), 0, 1)), 3)
+        mean[OTHER_MUSCLE] = float(np.mean(list(body.muscle_hu.values()))) + level
+        app = body.appearance
+        mean[ARTERY], sd[ARTERY] = app["artery_hu"], 10.0
+        mean[VEIN], sd[VEIN] = app["vein_hu"], 10.0
+        mean[METAL], sd[METAL] = METAL_HU, 0.0
+        mean[BLANKET], sd[BLANKET] = BLANKET_HU
+    else:
+        mean[ARTERY], sd[ARTERY] = mean[VEIN], sd[VEIN] = TISSUE_HU["muscle"]
     return mean, sd
 
 
@@ -82,7 +99,7 @@ def _legs_touching(code: np.ndarray, labels: np.ndarray) -> bool:
 
 
 def compose(rng: np.random.Generator, tissue: np.ndarray, depth: np.ndarray, spacing, params: dict,
-            full_shape, offset) -> tuple[np.ndarray, np.ndarray]:
+            full_shape, offset, body=None) -> tuple[np.ndarray, np.ndarray]:
     """Template tissue codes + envelope depth (mm) in a box of the CT grid (at ``offset``,
     z, y, x) -> the whole CT (int16 HU) and labels (uint8) of ``full_shape``.
 
@@ -93,13 +110,16 @@ def compose(rng: np.random.Generator, tissue: np.ndarray, depth: np.ndarray, spa
     oz, oy, ox = (int(v) for v in offset)
     base = float(rng.uniform(5.0, 32.0))
     skin = float(rng.uniform(1.2, 2.5))
+    if body is not None:
+        base = body.subcutaneous_fat_mm
+    blanket = body is not None and body.appearance["blanket"]
     ramps = (_smooth_1d(rng, nz, 0.3, 60.0 / spacing[2])[:, None, None],
              _smooth_1d(rng, ny, 0.2, 40.0 / spacing[1])[None, :, None],
              _smooth_1d(rng, nx, 0.2, 40.0 / spacing[0])[None, None, :])
     code = tissue
     _in_slabs(nz, lambda z: _skin_and_fat(code[z], depth[z], base * (1.0 + ramps[0][z] + ramps[1] + ramps[2]),
-                                          skin))
-    mean, sd = _lut(rng, params)
+                                          skin, blanket))
+    mean, sd = _lut(rng, params, body)
     texture = NoiseBank(rng, code.shape, 1.2)
     labels = np.zeros(full_shape, np.uint8)
     labels[oz:oz + nz, oy:oy + ny, ox:ox + nx] = np.where(code <= 20, code, 0)
@@ -108,7 +128,11 @@ def compose(rng: np.random.Generator, tissue: np.ndarray, depth: np.ndarray, spa
     blur = float(rng.uniform(0.4, 0.9))
     table = _table_mask(code, oy, full_shape, spacing, params)
     noise_sd = float(rng.uniform(6.0, 18.0))
-    noise = NoiseBank(rng, full_shape, 0.8)
+    grain = 0.8
+    if body is not None:
+        blur, noise_sd, grain = (body.appearance[k] for k in ("blur_mm", "noise_hu", "noise_grain_px"))
+    noise = NoiseBank(rng, full_shape, grain)
+    streaks = _metal_streaks(rng, code, (oy, ox)) if body is not None else {}
     params.update({"blur_mm": round(blur, 3), "noise_hu": round(noise_sd, 2)})
     ct = np.empty(full_shape, np.int16)
 
@@ -125,6 +149,9 @@ def compose(rng: np.random.Generator, tissue: np.ndarray, depth: np.ndarray, spa
             out[zb.start + oz - z.start:zb.stop + oz - z.start, oy:oy + ny, ox:ox + nx] = box
         if table is not None:
             out[:, table] = TISSUE_HU["table"][0]
+        for k in range(z.start, z.stop):
+            if k - oz in streaks:
+                out[k - z.start] += streaks[k - oz](full_shape[1:])
         out += noise_sd * np.stack([noise.slice(k) for k in range(z.start, z.stop)])
         np.clip(out, -1024, 3071, out=out)
         ct[z] = out  # truncation instead of rounding: +-0.5 HU, far below noise
@@ -133,10 +160,41 @@ def compose(rng: np.random.Generator, tissue: np.ndarray, depth: np.ndarray, spa
     return ct, labels
 
 
-def _skin_and_fat(code: np.ndarray, depth: np.ndarray, thick: np.ndarray, skin: float) -> None:
+def _skin_and_fat(code: np.ndarray, depth: np.ndarray, thick: np.ndarray, skin: float,
+                  blanket: bool = False) -> None:
     outside = code == 0
+    if blanket:  # a blanket over the front of the legs (-y), a few mm off the skin
+        rows = np.arange(code.shape[1])[None, :, None]
+        front = rows < np.median(np.nonzero((code != 0).any(axis=(0, 2)))[0]) if (code != 0).any() else rows < 0
+        code[outside & front & (depth >= thick + 2.0) & (depth < thick + 8.0)] = BLANKET
     code[outside & (depth < thick)] = SKIN
     code[outside & (depth < thick - skin)] = SUBCUT_FAT
+
+
+def _metal_streaks(rng: np.random.Generator, code: np.ndarray, offset_yx) -> dict:
+    """Box slice -> a function of the slice shape giving streak HU: bright and dark lines
+    through the metal's centre, as beam hardening and photon starvation draw them."""
+    zs = np.nonzero((code == METAL).any(axis=(1, 2)))[0]
+    if not zs.size:
+        return {}
+    n = int(rng.integers(3, 7))
+    angles, amps = rng.uniform(0, np.pi, n), rng.uniform(150.0, 600.0, n) * rng.choice([-1, 1], n)
+    width = float(rng.uniform(1.5, 4.0))
+    out = {}
+    for k in zs:
+        yy, xx = np.nonzero(code[k] == METAL)
+        cy, cx = yy.mean() + offset_yx[0], xx.mean() + offset_yx[1]
+
+        def streak(shape, cy=cy, cx=cx):
+            y, x = np.mgrid[0:shape[0], 0:shape[1]].astype(np.float32)
+            img = np.zeros(shape, np.float32)
+            r = np.hypot(y - cy, x - cx)
+            for a, amp in zip(angles, amps):
+                perp = np.abs((x - cx) * np.sin(a) - (y - cy) * np.cos(a))
+                img += amp * np.exp(-(perp / width) ** 2) * np.exp(-r / 150.0)
+            return img
+        out[int(k)] = streak
+    return out
 
 
 def _in_slabs(n: int, work, slab: int = SLAB_SLICES) -> None:

@@ -13,6 +13,7 @@ import numpy as np
 from scipy import ndimage as ndi
 
 ELASTIC_LATTICE_MM = 50.0
+FINE_LATTICE_MM = 25.0  # a population body's second, finer warp: muscle-sized shape changes
 
 
 def _rot(axis: int, deg: float) -> np.ndarray:
@@ -54,7 +55,11 @@ class Deformation:
     lattice: np.ndarray  # (3, nz, ny, nx) elastic displacement, mm (backward)
     lattice_origin: np.ndarray
     blend_mm: float = 14.0
+    fine: np.ndarray | None = None  # (3, nz, ny, nx) finer elastic displacement, mm (or None)
+    fine_origin: np.ndarray | None = None
+    bow: tuple[float, float, float] | None = None  # (amplitude mm, knee z, hip z): anterior bow
     _coefficients: list | None = None
+    _fine_coefficients: list | None = None
 
     def _leg_weight(self, q: np.ndarray, side: str) -> np.ndarray:
         """0 above the hip, 1 below it: the pelvis stays, the leg turns about the hip."""
@@ -62,11 +67,18 @@ class Deformation:
         return 1.0 / (1.0 + np.exp(np.clip((q[:, 2] - (hip[2] - 25.0)) / self.blend_mm, -50, 50)))
 
     def elastic(self, w: np.ndarray) -> np.ndarray:
-        idx = (w - self.lattice_origin) / ELASTIC_LATTICE_MM
         if self._coefficients is None:  # cubic spline coefficients, computed once
-            self._coefficients = [ndi.spline_filter(self.lattice[c], order=3, mode="nearest") for c in range(3)]
-        return np.stack([ndi.map_coordinates(self._coefficients[c], idx[:, ::-1].T, order=3, mode="nearest",
-                                             prefilter=False) for c in range(3)], 1)
+            self._coefficients = _spline(self.lattice)
+        out = _lattice_at(self._coefficients, (w - self.lattice_origin) / ELASTIC_LATTICE_MM)
+        if self.fine is not None:
+            if self._fine_coefficients is None:
+                self._fine_coefficients = _spline(self.fine)
+            out += _lattice_at(self._fine_coefficients, (w - self.fine_origin) / FINE_LATTICE_MM)
+        if self.bow is not None:  # the thigh bowed forwards (-y) with its femur, most at mid-shaft
+            amp, knee_z, hip_z = self.bow
+            t = np.clip((w[:, 2] - knee_z) / max(hip_z - knee_z, 1.0), 0.0, 1.0)
+            out[:, 1] -= amp * np.sin(np.pi * t)
+        return out
 
     def backward(self, p: np.ndarray, side: str | None = None) -> np.ndarray:
         """(n, 3) CT physical mm -> (n, 3) template mm, as seen by the ``side`` leg's map (a
@@ -98,8 +110,23 @@ class Deformation:
         return p
 
 
+def _spline(lattice: np.ndarray) -> list[np.ndarray]:
+    return [ndi.spline_filter(lattice[c], order=3, mode="nearest") for c in range(3)]
+
+
+def _lattice_at(coefficients: list[np.ndarray], idx: np.ndarray) -> np.ndarray:
+    return np.stack([ndi.map_coordinates(coefficients[c], idx[:, ::-1].T, order=3, mode="nearest",
+                                         prefilter=False) for c in range(3)], 1)
+
+
+def _random_lattice(rng: np.random.Generator, extent_mm: np.ndarray, spacing_mm: float, amp: float) -> np.ndarray:
+    shape = tuple(int(v) for v in np.ceil(extent_mm[::-1] / spacing_mm) + 3)
+    lattice = np.stack([ndi.gaussian_filter(rng.standard_normal(shape), 0.7) for _ in range(3)])
+    return lattice * (amp / max(float(np.abs(lattice).max()), 1e-6))
+
+
 def make_deformation(rng: np.random.Generator, landmarks: dict, centre: np.ndarray,
-                     extent_mm: np.ndarray, params: dict) -> Deformation:
+                     extent_mm: np.ndarray, params: dict, body=None) -> Deformation:
     """Draw pose, scale, elastic field and shift into ``params`` and return the deformation."""
     hips = {s: np.asarray(landmarks[s]["head"], float) for s in ("right", "left")}
     midline = float((hips["right"][0] + hips["left"][0]) / 2)
@@ -114,11 +141,18 @@ def make_deformation(rng: np.random.Generator, landmarks: dict, centre: np.ndarr
     scale = np.array([girth * rng.uniform(0.95, 1.05), girth * rng.uniform(0.95, 1.05),
                       rng.uniform(0.85, 1.15)])
     amp = float(rng.uniform(2.0, 8.0))
-    lat_shape = tuple(int(v) for v in np.ceil(extent_mm[::-1] / ELASTIC_LATTICE_MM) + 3)
-    lattice = np.stack([ndi.gaussian_filter(rng.standard_normal(lat_shape), 0.7) for _ in range(3)])
-    lattice *= amp / max(float(np.abs(lattice).max()), 1e-6)
+    lattice = _random_lattice(rng, extent_mm, ELASTIC_LATTICE_MM, amp)
     lat_origin = centre - extent_mm / 2 - ELASTIC_LATTICE_MM
     shift = np.round(rng.uniform([-250, -250, -900], [250, 250, 900]), 1)
-    params.update({"pose": pose, "scale": scale.round(4).tolist(), "elastic_amplitude_mm": round(amp, 2),
+    deform = Deformation(hips, rotations, midline, centre, scale, shift, lattice, lat_origin)
+    if body is not None:  # the drawn body's size, finer warp and femoral bow replace the template's
+        deform.scale = np.array([body.girth_scale[0], body.girth_scale[1], body.length_scale])
+        body_rng = np.random.default_rng([int(params.get("seed", 0)), 0xF1E1D])
+        deform.fine = _random_lattice(body_rng, extent_mm, FINE_LATTICE_MM, body.fine_warp_mm)
+        deform.fine_origin = centre - extent_mm / 2 - FINE_LATTICE_MM
+        knee_z = float(np.mean([landmarks[s]["condyles"][2] for s in hips]))
+        hip_z = float(np.mean([hips[s][2] for s in hips]))
+        deform.bow = (body.femur_bow_mm, knee_z, hip_z)
+    params.update({"pose": pose, "scale": deform.scale.round(4).tolist(), "elastic_amplitude_mm": round(amp, 2),
                    "physical_shift_mm": shift.tolist()})
-    return Deformation(hips, rotations, midline, centre, scale, shift, lattice, lat_origin)
+    return deform

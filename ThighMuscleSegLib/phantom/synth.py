@@ -1,8 +1,11 @@
 """One phantom case: a bilateral lower-body CT with its thigh-muscle labels.
 
-case = template (pre-voxelized) -> per-muscle atrophy/hypertrophy -> backward resampling
-through pose, elastic warp and scale onto a scanner grid -> subcutaneous fat and skin from the
-envelope depth -> Hounsfield values, blur, noise, a patient table.
+case = a body drawn from the population (``population.draw_body``: size, muscle volumes,
+atrophy pattern, fat, muscle attenuation, scanner) -> template (pre-voxelized) with femoral
+vessels (and sometimes metal) -> per-muscle atrophy/hypertrophy and septa -> backward
+resampling through pose, elastic warps and scale onto a scanner grid -> subcutaneous fat and
+skin from the envelope depth -> Hounsfield values, blur, noise, a patient table.
+``population="template"`` makes the one-body phantoms of generator 1.0, unchanged.
 """
 
 from __future__ import annotations
@@ -19,10 +22,13 @@ from .. import __version__
 from ..progress import NULL, Progress
 from . import composition
 from .deform import make_deformation
-from .muscles import apply_factors, draw_factors
+from .muscles import add_septa, apply_factors, draw_factors
+from .population import DEFAULT_POPULATION, POPULATIONS, Body, draw_body
+from .vessels import paint_metal, paint_vessels
 from .template import DATA_DIR, DEPTH_UNIT_MM, Template, build_template, envelope_depth, load_template
 
-GENERATOR_VERSION = f"phantom-1.0 (thighseg {__version__})"
+GENERATOR_VERSION = f"phantom-1.0 (thighseg {__version__})"  # population="template"
+POPULATION_GENERATOR_VERSION = f"phantom-2.0 (thighseg {__version__})"  # population="adult"
 SIZES = {
     # matrix, pixel mm range, slice mm range, most slices
     "full": (512, (0.6, 0.95), (1.0, 2.0), 320),  # <= 320 slices keeps a case near 15 s
@@ -51,7 +57,7 @@ def _body_bounds(t: Template) -> tuple[np.ndarray, np.ndarray]:
     return org + idx_lo * t.spacing, org + idx_hi * t.spacing
 
 
-def _scanner_grid(rng, size: str, t: Template, deform, params: dict):
+def _scanner_grid(rng, size: str, t: Template, deform, params: dict, body: Body | None = None):
     """Origin, spacing and size of the CT; the field of view follows the deformed body."""
     matrix, pix_rng, sl_rng, max_slices = SIZES[size]
     lo, hi = _body_bounds(t)
@@ -70,10 +76,14 @@ def _scanner_grid(rng, size: str, t: Template, deform, params: dict):
     ends = deform.forward(np.array([[centre_q[0], centre_q[1], bottom_q], [centre_q[0], centre_q[1], top_q]]))
     z0, z1 = sorted([ends[0, 2], ends[1, 2]])
     pixel = float(rng.uniform(*pix_rng))
-    thick = max(float(rng.uniform(*sl_rng)), (z1 - z0) / (max_slices - 1))
+    thick = float(rng.uniform(*sl_rng))
+    offset = rng.uniform(-15, 15, 2)
+    if body is not None and size == "full":  # the body's scanner: 0.6-1 mm pixels, 0.6-5 mm slices
+        pixel, thick, offset = body.appearance["pixel_mm"], body.appearance["slice_mm"], body.appearance["fov_offset_mm"]
+    thick = max(thick, (z1 - z0) / (max_slices - 1))
     nz = int((z1 - z0) / thick) + 1
     c = deform.forward(centre_q[None] + [0, 0, (top_q + bottom_q) / 2])[0]
-    c[:2] += rng.uniform(-15, 15, 2)
+    c[:2] += offset
     c[1] += 25.0 * pixel / 0.8  # leave room for the table below the body
     origin = np.array([c[0] - pixel * (matrix - 1) / 2, c[1] - pixel * (matrix - 1) / 2, z0])
     params.update({"matrix": matrix, "pixel_mm": round(pixel, 4), "slice_mm": round(thick, 4), "slices": nz})
@@ -187,6 +197,22 @@ def _resample_legs(split: SplitTemplate, labels_t: np.ndarray, deform, origin, s
 
 
 @functools.lru_cache(maxsize=4)
+def _with_vessels(anatomy: str | None) -> np.ndarray:
+    t = _template(anatomy)
+    return paint_vessels(t.labels, t)
+
+
+def _body_labels(anatomy: str | None, body: Body, factors: dict) -> np.ndarray:
+    """The template's tissue as this body has it: vessels, metal, muscle sizes, septa."""
+    t = _template(anatomy)
+    labels = _with_vessels(anatomy)
+    if body.appearance["metal"] != "none":
+        labels = paint_metal(labels, t, body.appearance["metal"], body.appearance["metal_side"])
+    labels = apply_factors(labels, factors, into_neighbours=True)
+    return add_septa(labels, body.septa_voxels)
+
+
+@functools.lru_cache(maxsize=4)
 def _split(anatomy: str | None) -> SplitTemplate:
     t = _template(anatomy)
     mid = (t.landmarks["right"]["head"][0] + t.landmarks["left"]["head"][0]) / 2
@@ -221,28 +247,38 @@ def _shaft_axis_points(t: Template) -> dict[str, np.ndarray]:
 
 
 def make_case(seed: int, *, size: str = "full", anatomy: Path | None = None,
-              progress: Progress | None = None) -> PhantomCase:
-    """Synthesize one case; the same seed (and anatomy) gives the same case."""
+              progress: Progress | None = None, population: str = DEFAULT_POPULATION) -> PhantomCase:
+    """Synthesize one case; the same seed, anatomy and population give the same case."""
     if size not in SIZES:
         raise ValueError(f"size must be one of {', '.join(SIZES)}, not {size!r}")
+    if population not in POPULATIONS:
+        raise ValueError(f"population must be one of {', '.join(POPULATIONS)}, not {population!r}")
     progress = progress or NULL
     progress.update("phantom", 0.0, f"case seed {seed}: template")
-    split = _split(None if anatomy is None else str(Path(anatomy).resolve()))
+    key = None if anatomy is None else str(Path(anatomy).resolve())
+    split = _split(key)
     t = split.template
     rng = np.random.default_rng(seed)
-    params: dict = {"seed": int(seed), "size": size, "generator": GENERATOR_VERSION,
+    body = draw_body(seed) if population == "adult" else None
+    params: dict = {"seed": int(seed), "size": size,
+                    "generator": GENERATOR_VERSION if body is None else POPULATION_GENERATOR_VERSION,
+                    "population": population,
                     "anatomy": "bundled VHF template" if anatomy is None else str(anatomy)}
+    if body is not None:
+        params["body"] = body.to_params()
     lo, hi = _body_bounds(t)
-    deform = make_deformation(rng, t.landmarks, (lo + hi) / 2, hi - lo, params)
+    deform = make_deformation(rng, t.landmarks, (lo + hi) / 2, hi - lo, params, body)
     factors = draw_factors(rng)
+    if body is not None:
+        factors = dict(body.volume_factor)
     params["muscle_volume_factor"] = {str(k): round(v, 3) for k, v in factors.items()}
-    origin, spacing, shape = _scanner_grid(rng, size, t, deform, params)
+    origin, spacing, shape = _scanner_grid(rng, size, t, deform, params, body)
     progress.update("phantom", 0.15, "atrophy and hypertrophy")
-    labels_t = apply_factors(t.labels, factors)
+    labels_t = apply_factors(t.labels, factors) if body is None else _body_labels(key, body, factors)
     progress.update("phantom", 0.3, "resampling onto the scanner grid")
     tissue, depth, lo_i = _resample_legs(split, labels_t, deform, origin, spacing, shape)
     progress.update("phantom", 0.6, "Hounsfield values, blur and noise")
-    ct, labels = composition.compose(rng, tissue, depth, spacing, params, shape[::-1], lo_i[::-1])
+    ct, labels = composition.compose(rng, tissue, depth, spacing, params, shape[::-1], lo_i[::-1], body)
     ref = _reference(origin, spacing, shape)
     ct_img = sitk.GetImageFromArray(ct)
     ct_img.CopyInformation(ref)

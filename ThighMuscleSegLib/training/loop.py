@@ -35,6 +35,7 @@ class TrainConfig:
     epochs: int = 10
     seed: int = 0
     lr: float = 1e-4  # the paper's Adam learning rate
+    lr_final: float | None = None  # cosine decay from lr to this over the epochs (None: constant)
     batch_size: int = 8
     width: int | None = None
     steps_per_view: int | None = None  # cap on batches per view and epoch (None: all slices)
@@ -51,6 +52,14 @@ class EpochRecord:
     val_dice: float
     slices_per_s: float
     seconds: float
+
+
+def epoch_lr(cfg: TrainConfig, epoch: int) -> float:
+    """The learning rate of ``epoch`` (1-based): constant, or cosine from lr to lr_final."""
+    if cfg.lr_final is None or cfg.epochs <= 1:
+        return cfg.lr
+    t = (epoch - 1) / (cfg.epochs - 1)
+    return cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + np.cos(np.pi * t))
 
 
 def checkpoint_path(model_path: str | Path) -> Path:
@@ -123,6 +132,9 @@ def train(train_thighs: list[FramedThigh], val_thighs: list[FramedThigh], cfg: T
     t_start = time.perf_counter()
     with torch_threads(cfg.threads):
         for epoch in range(start_epoch, cfg.epochs + 1):
+            for optim in optims.values():  # from the epoch alone, so that a resumed run continues it
+                for group in optim.param_groups:
+                    group["lr"] = epoch_lr(cfg, epoch)
             t0 = time.perf_counter()
             losses, seen = {}, 0
             for v in settings.views:
