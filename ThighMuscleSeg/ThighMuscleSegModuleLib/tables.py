@@ -43,8 +43,10 @@ def _isnan(v) -> bool:
     return isinstance(v, float) and math.isnan(v)
 
 
-def volume_table(scene, rows: list[MuscleVolume], name: str):
-    node = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
+def volume_table(scene, rows: list[MuscleVolume], name: str, node=None):
+    """A table node of ``rows``; with ``node``, that table is refilled in place (no new node)."""
+    if node is None:
+        node = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
     _fill(node, rows, VOLUME_COLUMNS)
     return node
 
