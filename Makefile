@@ -7,7 +7,8 @@ TORCH_VERSION ?= 2.13.0
 TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench resources clean default-model evaluate-model
+.PHONY: setup demo test bench resources clean default-model population-model evaluate-model calibrate-quality \
+	calibrate-quality-eval
 
 setup: $(STAMP)
 
@@ -33,31 +34,75 @@ resources: $(STAMP)
 clean:
 	rm -rf $(VENV) demo-output .pytest_cache
 
-# Reproduces the bundled model (Resources/Models/MODEL_CARD.md): 40 training phantoms
-# (seeds 1000-1039), 14 epochs of the 2.5D model at lr 1e-3, then 12 more at lr 3e-4 and 8
-# at lr 1e-4 (each stage fine-tuning the one before; the first three without the scan-edge
-# augmentation, as they were trained before it existed), then 10 at lr 1e-4 with it;
-# about 3 hours on 2 CPU cores.
+# Reproduces the bundled model (Resources/Models/MODEL_CARD.md). Stages 1-4 learned the one
+# template body (generator 1.0, --population template; 40 phantoms, seeds 1000-1039): 14
+# epochs at lr 1e-3, 12 at 3e-4, 8 at 1e-4 without the scan-edge augmentation, 10 at 1e-4 with
+# it (about 3 hours on 2 CPU cores). Stage 5, the default since generator 2.0, fine-tunes
+# stage 4 on 72 phantoms of the adult population, none from a held-out region (seeds from
+# 20000 and 30000, --select train), with the anisotropic and elastic slice augmentation:
+# 26 epochs, cosine lr 3e-4 -> 2e-5 (about 80 minutes on 2 CPU cores).
+# On a GPU: make default-model DEVICE=cuda (scripts/train_gpu.sh makes data and trains there).
 DATA ?= data
+DEVICE ?= auto
+LEGACY := --population template
 default-model: $(STAMP)
-	$(VENV)/bin/thighseg phantom $(DATA)/train_a --cases 20 --seed 1000
-	$(VENV)/bin/thighseg phantom $(DATA)/train_b --cases 20 --seed 1020
-	$(VENV)/bin/thighseg train $(DATA)/train_a $(DATA)/train_b --out $(DATA)/stage1.tmsmodel \
+	$(VENV)/bin/thighseg phantom $(DATA)/train_a --cases 20 --seed 1000 $(LEGACY)
+	$(VENV)/bin/thighseg phantom $(DATA)/train_b --cases 20 --seed 1020 $(LEGACY)
+	$(VENV)/bin/thighseg train $(DATA)/train_a $(DATA)/train_b --out $(DATA)/stage1.tmsmodel --device $(DEVICE) \
 		--arch 2.5d --epochs 14 --lr 1e-3 --steps-per-view 150 --val-fraction 0.1 --seed 7 --edge-cut 0
-	$(VENV)/bin/thighseg train $(DATA)/train_a $(DATA)/train_b --out $(DATA)/stage2.tmsmodel \
+	$(VENV)/bin/thighseg train $(DATA)/train_a $(DATA)/train_b --out $(DATA)/stage2.tmsmodel --device $(DEVICE) \
 		--init $(DATA)/stage1.tmsmodel --arch 2.5d --epochs 12 --lr 3e-4 --steps-per-view 150 --val-fraction 0.1 --seed 7 --edge-cut 0
-	$(VENV)/bin/thighseg train $(DATA)/train_a $(DATA)/train_b --out $(DATA)/stage3.tmsmodel \
+	$(VENV)/bin/thighseg train $(DATA)/train_a $(DATA)/train_b --out $(DATA)/stage3.tmsmodel --device $(DEVICE) \
 		--init $(DATA)/stage2.tmsmodel --arch 2.5d --epochs 8 --lr 1e-4 --steps-per-view 150 --val-fraction 0.1 --seed 7 --edge-cut 0
-	$(VENV)/bin/thighseg train $(DATA)/train_a $(DATA)/train_b --out $(DATA)/thighseg-2.5d-phantom.tmsmodel \
+	$(VENV)/bin/thighseg train $(DATA)/train_a $(DATA)/train_b --out $(DATA)/stage4.tmsmodel --device $(DEVICE) \
 		--init $(DATA)/stage3.tmsmodel --arch 2.5d --epochs 10 --lr 1e-4 --steps-per-view 150 --val-fraction 0.1 --seed 7
+	$(MAKE) population-model INIT=$(DATA)/stage4.tmsmodel
 
-# Scores a model on 10 phantoms from seeds never used in training (5000-5009; the card's
-# second check: TEST_SEED=6000).
+# Stage 5 alone, from any stage-4 model (the previous bundled one by default).
+INIT ?= $(DATA)/stage4.tmsmodel
+population-model: $(STAMP)
+	$(VENV)/bin/thighseg phantom $(DATA)/pop_train_a --cases 36 --seed 20000 --select train
+	$(VENV)/bin/thighseg phantom $(DATA)/pop_train_b --cases 36 --seed 30000 --select train
+	$(VENV)/bin/thighseg train $(DATA)/pop_train_a $(DATA)/pop_train_b --out $(DATA)/thighseg-2.5d-phantom.tmsmodel \
+		--init $(INIT) --arch 2.5d --epochs 26 --lr 3e-4 --lr-final 2e-5 --steps-per-view 150 --val-fraction 0.1 \
+		--seed 11 --device $(DEVICE) --resume
+
+# Scores a model where it has not been trained: 10 phantoms of unseen seeds of the adult
+# population (outside the held-out regions), 3 phantoms of each held-out region of the
+# population (most muscular / most atrophic tenth, thickest septa, thinnest fat), and 10
+# phantoms of the one template body (generator 1.0, seeds 5000-5009, as scored before); each
+# over the whole CT and inside the analysed fields. Then the quality flag's ROC on them.
 MODEL ?= Resources/Models/thighseg-2.5d-phantom.tmsmodel
 TEST_SEED ?= 5000
-TEST := $(DATA)/test-$(TEST_SEED)
+EVAL := $(DATA)/eval
+REGIONS := most_muscular most_atrophic thickest_septa thinnest_fat
+SETS := unseen template $(addprefix holdout-,$(REGIONS))
 evaluate-model: $(STAMP)
-	$(VENV)/bin/thighseg phantom $(TEST)/cases --cases 10 --seed $(TEST_SEED)
-	for c in $(TEST)/cases/case_*; do $(VENV)/bin/thighseg segment $$c/ct.nii.gz --out $(TEST)/pred/$$(basename $$c) --model $(MODEL) --overwrite; done
-	$(VENV)/bin/thighseg evaluate $(TEST)/pred $(TEST)/cases --out $(TEST)/evaluation
-	$(VENV)/bin/thighseg evaluate $(TEST)/pred $(TEST)/cases --scope field --out $(TEST)/evaluation-field
+	$(VENV)/bin/thighseg phantom $(EVAL)/unseen/cases --cases 10 --seed 50000 --select train
+	$(VENV)/bin/thighseg phantom $(EVAL)/template/cases --cases 10 --seed $(TEST_SEED) $(LEGACY)
+	for r in $(REGIONS); do $(VENV)/bin/thighseg phantom $(EVAL)/holdout-$$r/cases --cases 3 --seed 60000 --select $$r; done
+	for s in $(SETS); do for c in $(EVAL)/$$s/cases/case_*; do \
+		$(VENV)/bin/thighseg segment $$c/ct.nii.gz --out $(EVAL)/$$s/pred/$$(basename $$c) --model $(MODEL) --overwrite --device $(DEVICE); done; done
+	for s in $(SETS); do echo "== $$s: whole CT"; $(VENV)/bin/thighseg evaluate $(EVAL)/$$s/pred $(EVAL)/$$s/cases --out $(EVAL)/$$s/evaluation | grep "^| all"; \
+		echo "== $$s: inside the fields"; $(VENV)/bin/thighseg evaluate $(EVAL)/$$s/pred $(EVAL)/$$s/cases --scope field --out $(EVAL)/$$s/evaluation-field | grep "^| all"; done
+
+# Calibrates the per-muscle quality flag (docs/quality.md) for MODEL on 10 held-out phantoms of
+# the adult population (seeds 70000-70009, used by nothing else): each is segmented, 3
+# deliberately damaged copies of each thigh's prediction are added as extra failures, the
+# logistic score is fitted and its threshold chosen on leave-one-case-out confidences, and the
+# result is installed as ThighMuscleSegLib/data/quality_calibration.json (commit it with the
+# model). ROC (roc.png, roc.json), summary.md and samples.csv go to $(QUALITY)/calibration.
+QUALITY_SEED ?= 70000
+QUALITY_CASES ?= 10
+QUALITY := $(DATA)/quality-$(QUALITY_SEED)
+calibrate-quality: $(STAMP)
+	test -d $(QUALITY)/cases || $(VENV)/bin/thighseg phantom $(QUALITY)/cases --cases $(QUALITY_CASES) --seed $(QUALITY_SEED)
+	$(VENV)/bin/thighseg calibrate-quality $(QUALITY)/cases --model $(MODEL) --damage-per-thigh 3 --seed 0 \
+		--device $(or $(DEVICE),auto) --out $(QUALITY)/calibration --install
+
+# The installed quality flag scored, not refitted, on the phantoms evaluate-model made
+# ($(DATA)/eval/*/cases): ROC, AUROC, sensitivity and false alarms at its threshold.
+QUALITY_EVAL ?= $(wildcard $(DATA)/eval/*/cases)
+calibrate-quality-eval: $(STAMP)
+	$(VENV)/bin/thighseg calibrate-quality $(QUALITY_EVAL) --model $(MODEL) --damage-per-thigh 3 --seed 1 \
+		--device $(or $(DEVICE),auto) --evaluate --out $(DATA)/eval/quality
