@@ -85,6 +85,7 @@ evaluate-model: $(STAMP)
 		$(VENV)/bin/thighseg segment $$c/ct.nii.gz --out $(EVAL)/$$s/pred/$$(basename $$c) --model $(MODEL) --overwrite --device $(DEVICE); done; done
 	for s in $(SETS); do echo "== $$s: whole CT"; $(VENV)/bin/thighseg evaluate $(EVAL)/$$s/pred $(EVAL)/$$s/cases --out $(EVAL)/$$s/evaluation | grep "^| all"; \
 		echo "== $$s: inside the fields"; $(VENV)/bin/thighseg evaluate $(EVAL)/$$s/pred $(EVAL)/$$s/cases --scope field --out $(EVAL)/$$s/evaluation-field | grep "^| all"; done
+	$(MAKE) calibrate-quality-eval
 
 # Calibrates the per-muscle quality flag (docs/quality.md) for MODEL on 10 held-out phantoms of
 # the adult population (seeds 70000-70009, used by nothing else): each is segmented, 3
