@@ -80,3 +80,19 @@ def test_init_with_another_architecture_is_refused(tmp_path):
     with pytest.raises(InputError, match="--init model is 2.5d"):
         train([_thigh(1)], [], _cfg(architecture="2d", epochs=1), tmp_path / "x.tmsmodel", init=base,
               log=lambda m: None)
+
+
+def test_a_run_stopped_early_writes_its_best_epoch_without_its_data(tmp_path):
+    out = tmp_path / "m.tmsmodel"
+    train([_thigh(1), _thigh(2)], [_thigh(3)], _cfg(epochs=3), out, log=lambda m: None)
+    ckpt_best = torch.load(checkpoint_path(out), weights_only=False)["best"]
+    out.unlink()
+    # Stopped after epoch 3 of a longer plan: --epochs 3 --resume, no thighs framed.
+    lines = []
+    train([], [], _cfg(epochs=3), out, resume=True, log=lines.append, data_summary={"val_cases": ["case_x"]})
+    model = load_model(out)
+    assert model.settings.training["best_epoch"] == ckpt_best["epoch"]
+    assert model.settings.training["best_val_dice"] == pytest.approx(ckpt_best["dice"])
+    for view, state in ckpt_best["states"].items():
+        assert all(torch.equal(state[k], v) for k, v in model.net(view).state_dict().items())
+    assert "validation Dice" in lines[-1]

@@ -48,12 +48,16 @@ def run(args) -> int:
     sink = json_lines_sink(sys.stdout) if args.progress == "json" else human_sink(sys.stderr)
     progress = Progress({"frame": 1, "train": 9}, sink=sink)
     thighs = {"train": [], "val": []}
-    for n, case in enumerate(train_cases + val_cases):
+    finished = _finished_epochs(out) if args.resume else 0
+    for n, case in enumerate([] if finished >= args.epochs else train_cases + val_cases):
         progress.update("frame", n / len(cases), f"framing {case.name}")
         thighs["train" if case in train_cases else "val"] += frame_case(case)
     log = print if args.progress == "human" else (lambda m: sink({"stage": "log", "message": m}))
-    log(f"{len(train_cases)} training cases ({len(thighs['train'])} thighs), "
-        f"{len(val_cases)} validation cases ({len(thighs['val'])} thighs)")
+    if finished >= args.epochs:
+        log(f"{out}.ckpt holds {finished} epochs (>= --epochs {args.epochs}): writing its best epoch")
+    else:
+        log(f"{len(train_cases)} training cases ({len(thighs['train'])} thighs), "
+            f"{len(val_cases)} validation cases ({len(thighs['val'])} thighs)")
     cfg = TrainConfig(architecture=args.arch, epochs=args.epochs, seed=args.seed, lr=args.lr, lr_final=args.lr_final,
                       batch_size=args.batch_size, width=args.width, steps_per_view=args.steps_per_view,
                       device=args.device,
@@ -64,3 +68,15 @@ def run(args) -> int:
                  progress=progress, log=log, data_summary=data_summary)
     progress.finish("done", outputs=[str(path)])
     return 0
+
+
+def _finished_epochs(out: Path) -> int:
+    """Epochs already in ``out``'s checkpoint (0 without one)."""
+    from ..training.loop import checkpoint_path
+
+    ckpt = checkpoint_path(out)
+    if not ckpt.is_file():
+        return 0
+    import torch
+
+    return int(torch.load(ckpt, weights_only=False, map_location="cpu")["epoch"])

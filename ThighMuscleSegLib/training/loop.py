@@ -113,7 +113,6 @@ def train(train_thighs: list[FramedThigh], val_thighs: list[FramedThigh], cfg: T
             for v in settings.views}
     optims = {v: torch.optim.Adam(nets[v].parameters(), lr=cfg.lr) for v in settings.views}
     gen = torch.Generator().manual_seed(cfg.seed)
-    samplers = {v: SliceSampler(train_thighs, v, cfg.empty_fraction, cfg.seed) for v in settings.views}
     history: list[EpochRecord] = []
     best = {"dice": -1.0, "epoch": 0, "states": {v: copy.deepcopy(n.state_dict()) for v, n in nets.items()}}
     start_epoch = 1
@@ -128,6 +127,10 @@ def train(train_thighs: list[FramedThigh], val_thighs: list[FramedThigh], cfg: T
         best = state["best"]
         start_epoch = state["epoch"] + 1
         log(f"resuming after epoch {state['epoch']} from {ckpt}")
+    # Samplers only when epochs remain: a run resumed past its last epoch (stopped early with a
+    # smaller --epochs) just writes its best epoch, without its data.
+    samplers = ({v: SliceSampler(train_thighs, v, cfg.empty_fraction, cfg.seed) for v in settings.views}
+                if start_epoch <= cfg.epochs else {})
     windowed: dict[int, torch.Tensor] = {}
     t_start = time.perf_counter()
     with torch_threads(cfg.threads):
@@ -158,14 +161,15 @@ def train(train_thighs: list[FramedThigh], val_thighs: list[FramedThigh], cfg: T
                 + f"; validation Dice {val:.3f}; {rec.slices_per_s:.1f} slices/s; ETA {eta / 60:.1f} min")
     for v, state in best["states"].items():
         nets[v].load_state_dict(state)
-    summary = {"epochs": cfg.epochs, "best_epoch": best["epoch"], "best_val_dice": best["dice"] if val_thighs else None,
+    validated = bool(val_thighs) or bool((data_summary or {}).get("val_cases"))
+    summary = {"epochs": cfg.epochs, "best_epoch": best["epoch"], "best_val_dice": best["dice"] if validated else None,
                "device": str(dev), "config": {k: v for k, v in asdict(cfg).items() if k != "augment"},
                "augment": asdict(cfg.augment), "history": [asdict(r) for r in history],
                "init": str(init) if init else None, "data": data_summary or {},
                "train_slices_per_s": float(np.mean([r.slices_per_s for r in history])) if history else None}
     final = ModelSettings.from_dict({**settings.to_dict(), "training": summary})
     path = save_model(out, final, {v: n.cpu() for v, n in nets.items()})
-    log(f"wrote {path} (best epoch {best['epoch']}, {best_description(best, val_thighs)})")
+    log(f"wrote {path} (best epoch {best['epoch']}, {best_description(best, validated)})")
     return path
 
 
