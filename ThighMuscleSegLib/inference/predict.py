@@ -24,6 +24,7 @@ from ..io import InputError
 from ..models.model_file import Model
 from ..models.settings import window_hu
 from . import cleanup, voting
+from .agreement import ClassStats, class_stats
 from .device import autocast_for, resolve_device, torch_threads
 from .views import batch_ranges, gather_slices, place_slices, scatter_view, view_axis
 
@@ -40,6 +41,17 @@ class ThighPrediction:
     fusion: str
     device: str
     seconds: dict[str, float] = field(default_factory=dict)  # per view, fuse, clean
+    stats: ClassStats | None = None  # per class: views' agreement with the result (quality flag)
+
+
+@dataclass
+class ViewOutputs:
+    """What the nets said about one thigh, before fusion (``fuse_and_clean`` makes the result)."""
+
+    view_labels: dict[str, np.ndarray]  # uint8 argmax of each view
+    prob_sum: np.ndarray  # float32 (K, z, y, x): softmax probabilities summed over the views
+    device: str
+    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def check_grid(grid_hu: np.ndarray) -> np.ndarray:
@@ -72,11 +84,35 @@ def predict_thigh(grid_hu: np.ndarray, model: Model, device: str = "auto",
     # Work on copies: moving nets to the device and to channels_last inside inference mode
     # would turn the caller's parameters into inference tensors (training validates with this).
     model = Model(settings, {v: copy.deepcopy(n) for v, n in model.nets.items()})
+    if settings.architecture == "3d":
+        from .sliding3d import predict_volume_3d
+
+        with torch_threads(threads), torch.inference_mode():
+            volume = torch.from_numpy(window_hu(grid, settings.hu_window)).to(dev)
+            return predict_volume_3d(volume, model, dev, progress=progress, clean=clean)
+    outputs = _run_views(grid, model, dev, batch_size, progress, threads)
+    return fuse_and_clean(outputs, fusion, clean, progress)
+
+
+def infer_views(grid_hu: np.ndarray, model: Model, device: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE,
+                progress=None, threads: int | None = None) -> ViewOutputs:
+    """Only the nets' part of ``predict_thigh`` (2D / 2.5D models): each view's labels and the
+    summed probabilities, to fuse later (the quality calibration fuses damaged copies of them)."""
+    grid = check_grid(grid_hu)
+    if model.settings.architecture == "3d":
+        raise ValueError("a 3D model has no views to fuse: use predict_thigh")
+    dev, why = resolve_device(device)
+    if why:
+        _say(progress, None, "infer", why)
+    model = Model(model.settings, {v: copy.deepcopy(n) for v, n in model.nets.items()})
+    return _run_views(grid, model, dev, batch_size, progress, threads)
+
+
+def _run_views(grid: np.ndarray, model: Model, dev: torch.device, batch_size: int, progress,
+               threads: int | None) -> ViewOutputs:
+    settings = model.settings
     with torch_threads(threads), torch.inference_mode():
         volume = torch.from_numpy(window_hu(grid, settings.hu_window)).to(dev)
-        if settings.architecture == "3d":
-            from .sliding3d import predict_volume_3d
-            return predict_volume_3d(volume, model, dev, progress=progress, clean=clean)
         prob_sum = torch.zeros((settings.num_classes,) + tuple(grid.shape), dtype=torch.float32, device=dev)
         view_labels: dict[str, np.ndarray] = {}
         seconds: dict[str, float] = {}
@@ -91,7 +127,7 @@ def predict_thigh(grid_hu: np.ndarray, model: Model, device: str = "auto",
             seconds[view] = time.perf_counter() - t0
         prob_sum_np = prob_sum.cpu().numpy()
         del prob_sum, volume
-    return _fuse_and_clean(view_labels, prob_sum_np, fusion, clean, str(dev), seconds, progress)
+    return ViewOutputs(view_labels, prob_sum_np, str(dev), seconds)
 
 
 def _infer_view(volume: torch.Tensor, net: torch.nn.Module, view: str, offsets: tuple[int, ...],
@@ -116,8 +152,10 @@ def _infer_view(volume: torch.Tensor, net: torch.nn.Module, view: str, offsets: 
     return labels.cpu().numpy(), done
 
 
-def _fuse_and_clean(view_labels: dict[str, np.ndarray], prob_sum: np.ndarray, fusion: str, clean: bool,
-                    device: str, seconds: dict[str, float], progress) -> ThighPrediction:
+def fuse_and_clean(outputs: ViewOutputs, fusion: str = "vote", clean: bool = True,
+                   progress=None) -> ThighPrediction:
+    """The views' fused labels, their disagreement, the clean-up and the per-class statistics."""
+    view_labels, prob_sum, seconds = outputs.view_labels, outputs.prob_sum, dict(outputs.seconds)
     t0 = time.perf_counter()
     if progress is not None:
         progress.update("fuse", 0.0, f"fusing {len(view_labels)} views ({fusion})")
@@ -132,7 +170,11 @@ def _fuse_and_clean(view_labels: dict[str, np.ndarray], prob_sum: np.ndarray, fu
         progress.update("clean", 0.0, "keeping the largest connected part of each muscle")
     labels = cleanup.keep_largest_components(fused) if clean else fused.copy()
     seconds["clean"] = time.perf_counter() - t0
-    return ThighPrediction(labels, fused, disagree, confidence, view_labels, fusion, device, seconds)
+    t0 = time.perf_counter()
+    stats = class_stats(views, prob_sum, fused, labels)
+    seconds["agreement"] = time.perf_counter() - t0
+    return ThighPrediction(labels, fused, disagree, confidence, view_labels, fusion, outputs.device, seconds,
+                           stats)
 
 
 def _say(progress, log: Callable[[str], None] | None, stage: str, message: str) -> None:

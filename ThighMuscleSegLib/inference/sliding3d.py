@@ -17,6 +17,7 @@ import torch
 from ..models.model_file import Model
 from ..models.settings import VOLUME_VIEW
 from . import cleanup
+from .agreement import class_stats
 from .device import autocast_for
 
 OVERLAP = 0.5
@@ -72,6 +73,7 @@ def predict_volume_3d(volume: torch.Tensor, model: Model, dev: torch.device, pro
     t0 = time.perf_counter()
     labels = cleanup.keep_largest_components(raw_np) if clean else raw_np.copy()
     seconds["clean"] = time.perf_counter() - t0
+    stats = class_stats({VOLUME_VIEW: raw_np}, acc.cpu().numpy(), raw_np, labels)  # one "view"
     return ThighPrediction(labels, raw_np, np.zeros(raw_np.shape, np.uint8),
                            best.to(torch.float16).cpu().numpy(), {VOLUME_VIEW: raw_np},
-                           "none", str(dev), seconds)
+                           "none", str(dev), seconds, stats)
