@@ -38,6 +38,8 @@ class MuscleVolume:
     volume_cm3: float
     mean_hu: float  # nan when the muscle has no voxels
     asymmetry_percent: float  # see module docstring; nan when both sides are empty
+    confidence: float = math.nan  # quality flag (ThighMuscleSegLib.quality): 0..1, nan when not assessed
+    quality: str = ""  # "ok" | "check"; empty when not assessed (a side that was not segmented)
 
 
 @dataclass(frozen=True)
@@ -110,6 +112,8 @@ def muscle_volumes(ct: sitk.Image, labels: sitk.Image) -> list[MuscleVolume]:
 
 
 CSV_COLUMNS = tuple(f.name for f in fields(MuscleVolume))
+# Columns a volumes.csv must have to be read (older files have no quality columns).
+REQUIRED_COLUMNS = CSV_COLUMNS[:CSV_COLUMNS.index("confidence")]
 
 
 def _cell(value) -> str:
@@ -136,12 +140,13 @@ def read_volumes_csv(path: str | os.PathLike) -> list[MuscleVolume]:
         raise InputError(f"{p} does not exist")
     with open(p, newline="", encoding="utf-8") as f:
         reader = csv.DictReader(f)
-        missing = set(CSV_COLUMNS) - set(reader.fieldnames or ())
+        missing = set(REQUIRED_COLUMNS) - set(reader.fieldnames or ())
         if missing:
             raise InputError(f"{p.name} is not a thighseg volumes.csv: columns {sorted(missing)} are missing")
         num = lambda s: float(s) if s else math.nan  # noqa: E731
         return [MuscleVolume(int(r["label_value"]), r["muscle"], r["side"], r["name"], int(r["voxels"]),
-                             num(r["volume_cm3"]), num(r["mean_hu"]), num(r["asymmetry_percent"]))
+                             num(r["volume_cm3"]), num(r["mean_hu"]), num(r["asymmetry_percent"]),
+                             num(r.get("confidence") or ""), r.get("quality") or "")
                 for r in reader]
 
 

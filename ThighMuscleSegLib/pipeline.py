@@ -26,7 +26,7 @@ from .progress import RenamedStages
 SEGMENT_STAGES = {"read": 4, "frame": 6,
                   "infer right": 32, "fuse right": 1, "clean right": 1,
                   "infer left": 32, "fuse left": 1, "clean left": 1,
-                  "unframe": 6, "write": 16}
+                  "unframe": 6, "quality": 3, "write": 13}
 
 
 @dataclass
@@ -37,11 +37,21 @@ class Segmentation:
     frames: list
     device: str
     seconds: dict[str, float] = field(default_factory=dict)
+    volumes: list = field(default_factory=list)  # measure.MuscleVolume rows, with their quality flags
+    quality: list = field(default_factory=list)  # quality.MuscleQuality per muscle of each segmented side
+
+    @property
+    def verdicts(self) -> dict[str, dict]:
+        """Per segmented side: its quality verdict sentence and the muscles to check."""
+        from .quality import thigh_verdicts
+
+        return thigh_verdicts(self.quality)
 
     @property
     def notes(self) -> list[str]:
-        """What the user must be told: thighs cut by the scan, a thigh not found."""
-        return framing.notes_for_user(self.frames)
+        """What the user must be told: thighs cut by the scan, a thigh not found, muscles to check."""
+        flagged = [v["verdict"] for v in self.verdicts.values() if v["to_check"]]
+        return framing.notes_for_user(self.frames) + flagged
 
 
 def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None, progress=None,
@@ -58,7 +68,7 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
         progress.update("frame", 0.0, "finding the thighs")
     frames = framing.frame_thighs(ct, override=override, progress=progress)
     seconds["frame"] = time.perf_counter() - t0
-    label_grids, disagreement_grids, used_device = {}, {}, device
+    label_grids, disagreement_grids, stats, used_device = {}, {}, {}, device
     for frame in frames:
         t0 = time.perf_counter()
         grid = framing.to_grid(ct, frame, "linear")
@@ -67,6 +77,7 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
         pred = predict_thigh(grid, model, device=device, progress=scoped, fusion=fusion, log=log)
         label_grids[frame.side] = pred.labels
         disagreement_grids[frame.side] = pred.disagreement
+        stats[frame.side] = pred.stats
         used_device = pred.device
         seconds[f"thigh {frame.side}"] = time.perf_counter() - t0
         for view, s in pred.seconds.items():
@@ -77,7 +88,24 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
     labels = framing.from_grid(label_grids, frames, ct, back_interpolation)
     disagreement = framing.map_to_ct(disagreement_grids, frames, ct)
     seconds["unframe"] = time.perf_counter() - t0
-    return Segmentation(ct, labels, disagreement, frames, used_device, seconds)
+    t0 = time.perf_counter()
+    if progress is not None:
+        progress.update("quality", 0.0, "measuring the volumes and checking each muscle")
+    volumes, quality = assess_quality(ct, labels, stats)
+    seconds["quality"] = time.perf_counter() - t0
+    return Segmentation(ct, labels, disagreement, frames, used_device, seconds, volumes, quality)
+
+
+def assess_quality(ct: sitk.Image, labels: sitk.Image, stats: dict) -> tuple[list, list]:
+    """volumes.csv rows (with ``confidence`` and ``quality``) and the per-muscle quality flags;
+    ``stats``: side -> inference.agreement.ClassStats of each segmented thigh."""
+    from .measure import muscle_volumes
+    from .quality import assess, with_quality
+
+    volumes = muscle_volumes(ct, labels)
+    known = {s: st for s, st in stats.items() if st is not None}
+    quality = assess(known, {v.label_value: v.volume_cm3 for v in volumes}) if known else []
+    return with_quality(volumes, quality), quality
 
 
 def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: list[str] | None = None,
@@ -104,9 +132,9 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
         step("writing segmentation.seg.nrrd")
         write_seg_nrrd(result.labels, stage.path("segmentation.seg.nrrd"))
         with open(stage.path("frames.json"), "w", encoding="utf-8") as f:  # the analysed fields
-            f.write(framing.frames_to_json(result.frames, device=result.device))
-        step("measuring volumes")
-        volumes = muscle_volumes(result.ct, result.labels)
+            f.write(framing.frames_to_json(result.frames, device=result.device, quality=result.verdicts))
+        step("writing volumes.csv")
+        volumes = result.volumes or muscle_volumes(result.ct, result.labels)
         write_volumes_csv(volumes, stage.path("volumes.csv"))
         step("drawing report.png")
         write_report_png(result.ct, result.labels, stage.path("report.png"), disagreement=result.disagreement,

@@ -116,7 +116,22 @@ def _volume_rows(labels: sitk.Image, volumes: list[MuscleVolume] | None) -> dict
     return {v: float(counts[v]) * voxel_volume_cm3(labels) for v in range(1, 2 * C.NUM_MUSCLES + 1)}
 
 
-def _draw_volumes(ax, cm3: dict[int, float]) -> None:
+def _quality_flags(volumes: list[MuscleVolume] | None) -> dict[int, str]:
+    """Label value -> "ok" | "check" of the rows that were assessed (quality.py)."""
+    return {r.label_value: r.quality for r in volumes or () if r.quality}
+
+
+def check_marks(flags: dict[int, str]) -> dict[str, str]:
+    """Class key -> the red mark drawn beside the muscle ("check R", "check L", "check R+L")."""
+    marks = {}
+    for c in C.CLASSES:
+        sides = [s[0].upper() for s in C.SIDES if flags.get(c.label_value(s)) == "check"]
+        if sides:
+            marks[c.key] = "check " + "+".join(sides)
+    return marks
+
+
+def _draw_volumes(ax, cm3: dict[int, float], flags: dict[int, str] | None = None) -> None:
     y = np.arange(C.NUM_MUSCLES)
     right = [cm3.get(c.label_value("right"), 0.0) for c in C.CLASSES]
     left = [cm3.get(c.label_value("left"), 0.0) for c in C.CLASSES]
@@ -133,7 +148,14 @@ def _draw_volumes(ax, cm3: dict[int, float]) -> None:
         asym = asymmetry_percent(r, l)
         text = f"{r:.0f} / {l:.0f}" + ("" if np.isnan(asym) else f"  {asym:+.0f}%")
         ax.text(max(r, l) + top * 0.02, i, text, va="center", fontsize=7)
-    ax.set_title("Volume R / L (cm³), asymmetry %", fontsize=9)
+    marks = check_marks(flags or {})
+    for i, c in enumerate(C.CLASSES):
+        if c.key in marks:  # the quality flag: this muscle needs a look before its volume is used
+            ax.get_yticklabels()[i].set_color(NOTE_RGB)
+            ax.text(1.0, i, marks[c.key], transform=ax.get_yaxis_transform(), va="center", ha="right",
+                    fontsize=8, weight="bold", color=NOTE_RGB)
+    ax.set_title("Volume R / L (cm³), asymmetry %" + (f"\n{len(marks)} to check (red)" if marks else ""),
+                 fontsize=9, color=NOTE_RGB if marks else "black")
     for side in ("top", "right"):
         ax.spines[side].set_visible(False)
 
@@ -170,7 +192,9 @@ def write_report_png(ct: sitk.Image, labels: sitk.Image, path: str | os.PathLike
                      disagreement: sitk.Image | None = None, volumes: list[MuscleVolume] | None = None,
                      title: str = "", notes: list[str] | tuple[str, ...] = ()) -> Path:
     """Write the one-page report picture (PNG, 1800 × 1050 pixels) atomically. ``notes``
-    (e.g. a thigh cut by the scan) are printed under the title in red, two at most."""
+    (e.g. a thigh cut by the scan, a thigh with muscles to check) are printed under the title in
+    red, two at most; muscles whose ``volumes`` row has ``quality == "check"`` get a red mark
+    beside their volume bars."""
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -212,7 +236,7 @@ def write_report_png(ct: sitk.Image, labels: sitk.Image, path: str | os.PathLike
     _draw_surfaces(fig.add_subplot(grid[:, 3]), lab_v, sp)
     side = grid[:, 4].subgridspec(2, 2, height_ratios=[0.8, 1.2], width_ratios=[0.42, 1], hspace=0.15)
     _draw_legend(fig.add_subplot(side[0, :]))
-    _draw_volumes(fig.add_subplot(side[1, 1]), _volume_rows(labels, volumes))
+    _draw_volumes(fig.add_subplot(side[1, 1]), _volume_rows(labels, volumes), _quality_flags(volumes))
 
     header = title or "ThighMuscleSeg"
     if dis_v is not None:

@@ -73,17 +73,22 @@ def run(args) -> int:
         raise
     seconds = time.perf_counter() - t0
     share = disagreement_share(result)  # one pass over the label volumes, used twice below
-    notes = result.notes  # cut or missing thighs: the user must know
+    notes = result.notes  # cut or missing thighs, muscles to check: the user must know
+    verdicts = result.verdicts  # per thigh: the quality verdict and each muscle's flag
     progress.finish("done", message=f"segmented {len(result.frames)} thigh(s) in {seconds:.1f} s on {result.device}"
                     + "".join(f"; note: {n}" for n in notes),
                     outputs=[str(p) for p in written], seconds=round(seconds, 2), device=result.device, notes=notes,
-                    sides=[f.side for f in result.frames], disagreement=round(share, 4),
+                    sides=[f.side for f in result.frames], disagreement=round(share, 4), quality=verdicts,
                     stages={k: round(v, 3) for k, v in stages.items()})
     if not json_mode:
         print(f"{len(result.frames)} thigh(s) segmented in {seconds:.1f} s on {result.device}; "
               f"the views disagree on {100 * share:.1f} % of muscle voxels.")
+        said = [v["verdict"] for v in verdicts.values()]
+        for verdict in said:
+            print(f"Quality: {verdict}.")
         for n in notes:
-            print(f"Note: {n}.")
+            if n not in said:  # a flagged thigh's verdict is a note too: printed once
+                print(f"Note: {n}.")
         for p in written:
             print(f"  {p}")
     return 0
