@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "segment": ("segment", "segment the thigh muscles of a CT (DICOM folder, NIfTI, NRRD, MHA)"),
     "train": ("train", "train or fine-tune a 2D / 2.5D / 3D model on a folder of cases"),
     "evaluate": ("evaluate", "Dice, average surface distance and HD95 of predictions against ground truth"),
+    "calibrate-quality": ("calibrate_quality", "fit the per-muscle quality flag (ok / check) on cases with ground "
+                                               "truth: ROC, AUROC, threshold"),
     "compare": ("compare", "the paper's 2D vs 2.5D vs 3D comparison on one dataset"),
     "bench": ("bench", "time every stage and measure peak memory on a phantom CT"),
     "demo": ("demo", "run the main job on the bundled default and say what it did"),
