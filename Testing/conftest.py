@@ -14,6 +14,14 @@ SHARED_DATA = Path(os.environ.get("THIGHSEG_SHARED_DATA", REPO.parent / "shared"
 VHF = SHARED_DATA / "visible-human-female"
 
 
+def pytest_collection_modifyitems(items):
+    """Tests on a real MRML scene are marked ``mrml``: ``make test`` runs them (not the slow
+    ones) a second time against another slicer-core release."""
+    for item in items:
+        if "mrml" in getattr(item, "fixturenames", ()):
+            item.add_marker(pytest.mark.mrml)
+
+
 @pytest.fixture
 def mrml():
     """A fresh real MRML scene with the Slicer logics the module needs (slicer-core)."""

@@ -109,6 +109,7 @@ def _phantom_ct_node(mrml, small_phantom):
     return volume_node_from_image(mrml.scene, sitk.ReadImage(str(small_phantom / "ct.nii.gz")), "phantom CT")
 
 
+@pytest.mark.slow  # a real thighseg subprocess
 def test_segmentation_runs_in_a_subprocess_and_lands_in_the_scene(mrml, logic, small_phantom, random_model_file):
     from ThighMuscleSegModuleLib.tables import table_rows
 
@@ -118,12 +119,13 @@ def test_segmentation_runs_in_a_subprocess_and_lands_in_the_scene(mrml, logic, s
     state = job.process.wait(timeout=600)
     assert state.status == "done", state.message
     assert mrml.scene.GetNumberOfNodes() == nodes_before  # nothing touches the scene until finish
-    result = logic.finish_segmentation(job)
+    result = logic.finish_segmentation(job, keep_outputs=True)
     seg = result.segmentation.GetSegmentation()
     assert seg.GetNumberOfSegments() == 20
     from ThighMuscleSegLib.framing import frames_from_json, notes_for_user
 
-    assert result.notes == notes_for_user(frames_from_json((job.out_dir / "frames.json").read_text()))
+    flagged = [q["verdict"] for q in state.result["quality"].values() if q["to_check"]]  # thighs to check
+    assert result.notes == notes_for_user(frames_from_json((job.out_dir / "frames.json").read_text())) + flagged
     gracilis = next(s for s in C.segments() if s.name == "Left gracilis")
     assert seg.GetSegment(seg.GetSegmentIdBySegmentName("Left gracilis")).GetTerminology() == \
         gracilis.slicer_terminology()
@@ -134,12 +136,17 @@ def test_segmentation_runs_in_a_subprocess_and_lands_in_the_scene(mrml, logic, s
     for t, c in zip(table, csv_rows):
         assert float(t["Volume (cm3)"]) == pytest.approx(c.volume_cm3, rel=1e-6, abs=1e-9)
         assert int(t["Voxels"]) == c.voxels
+        assert t["Quality"] == c.quality in ("ok", "check")
+        assert float(t["Confidence"]) == pytest.approx(c.confidence, abs=1e-9)
     disagreement = sitk.GetArrayFromImage(sitk.ReadImage(str(job.out_dir / "disagreement.nii.gz")))
     import slicer
 
     assert np.array_equal(slicer.util.arrayFromVolume(result.disagreement), disagreement)
+    job.discard()
+    assert not job.work_dir.exists()  # the CT copy and the outputs leave the temp folder
 
 
+@pytest.mark.slow  # a real thighseg subprocess
 def test_cancel_stops_the_run_and_leaves_the_scene_as_it_was(mrml, logic, small_phantom, random_model_file):
     import time
 
@@ -147,16 +154,22 @@ def test_cancel_stops_the_run_and_leaves_the_scene_as_it_was(mrml, logic, small_
     nodes_before = mrml.scene.GetNumberOfNodes()
     job = logic.start_segmentation(ct_node, model=str(random_model_file), device="cpu")
     deadline = time.time() + 300
-    while job.process.poll().stage in ("", "read") and time.time() < deadline:
+    while job.process.poll().stage in ("prepare", "start", "read") and time.time() < deadline:
         time.sleep(0.1)
+    t0 = time.monotonic()
     job.process.cancel()
-    assert job.process.state.status == "cancelled"
+    assert time.monotonic() - t0 < 0.5  # Cancel gives the GUI back at once
+    state = job.process.wait(timeout=60)
+    assert state.status == "cancelled"
     assert mrml.scene.GetNumberOfNodes() == nodes_before
     assert not job.out_dir.exists() or list(job.out_dir.iterdir()) == []
     with pytest.raises(RuntimeError, match="cancelled"):
         logic.finish_segmentation(job)
+    job.discard()
+    assert not job.work_dir.exists()  # no CT copy left in the temp folder
 
 
+@pytest.mark.slow  # a real thighseg subprocess
 def test_a_saved_training_case_is_read_by_thighseg_train(mrml, logic, small_phantom, tmp_path):
     from ThighMuscleSegLib.cli.main import main
     from ThighMuscleSegLib.models import load_model

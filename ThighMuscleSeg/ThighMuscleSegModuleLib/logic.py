@@ -2,19 +2,27 @@
 
 ``ThighMuscleSeg.py`` mixes this class into its ScriptedLoadableModuleLogic; headless
 tests use it directly against a slicer-core scene.
+
+Threads: MRML is touched only on the calling (GUI) thread, and there only for what must be
+read from the scene (one merged label export, array views); work over whole volumes (writing
+the CT for the subprocess, measuring, writing a training case) runs on a worker thread and
+comes back as a ``concurrent.futures.Future``. The blocking forms (``volumes_of``,
+``save_training_case``, ``compare_with_prior``) wait for those futures, for scripts and tests.
 """
 
 from __future__ import annotations
 
 import json
+import shutil
 import tempfile
+import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
-from ThighMuscleSegLib import classes as C
 from ThighMuscleSegLib import io as tio
 from ThighMuscleSegLib import measure
 
@@ -22,15 +30,30 @@ from . import scene as S
 from . import tables as T
 from .runner import ThighsegProcess
 
+WORK_PREFIX = "ThighMuscleSeg-"
+STALE_WORK_S = 24 * 3600  # work folders left by a crashed Slicer are removed after a day
+VOLUMES_TABLE_ROLE = "ThighMuscleSegVolumes"  # segmentation node -> its volume table
+CHANGE_TABLE_ROLE = "ThighMuscleSegChange"  # segmentation node -> its change-since-prior table
+
+_workers = ThreadPoolExecutor(max_workers=2, thread_name_prefix="ThighMuscleSeg")
+
 
 @dataclass
 class SegmentationJob:
-    """A running ``thighseg segment``: poll ``process`` from a timer, then ``finish_segmentation``."""
+    """A running ``thighseg segment``: poll ``process`` from a timer, then ``finish_segmentation``
+    (or ``discard()`` after a cancelled or failed run)."""
 
     process: ThighsegProcess
     ct_node: object
     work_dir: Path
     out_dir: Path
+
+    def discard(self) -> None:
+        """Remove the run's work folder (the CT copy and the outputs) once the process is over."""
+        if self.process.finished():
+            shutil.rmtree(self.work_dir, ignore_errors=True)
+        else:
+            self.process.when_finished(lambda: shutil.rmtree(self.work_dir, ignore_errors=True))
 
 
 @dataclass
@@ -38,8 +61,34 @@ class SegmentationResult:
     segmentation: object
     volumes: object  # vtkMRMLTableNode
     disagreement: object  # vtkMRMLLabelMapVolumeNode
-    out_dir: Path
+    out_dir: Path  # removed after loading unless finish_segmentation(keep_outputs=True)
     notes: list[str]  # what the user must know about the result (a thigh cut by the scan, ...)
+    ct_node: object = None  # the CT it was made from
+    edited: bool = False  # set by the panel once the user edits it: ``volumes`` then no longer holds
+
+
+def remove_stale_work_dirs(parent: str | Path | None = None, older_than_s: float = STALE_WORK_S) -> list[Path]:
+    """Work folders of earlier runs that nothing cleaned up (Slicer crashed or was killed)."""
+    removed = []
+    now = time.time()
+    for path in Path(parent or tempfile.gettempdir()).glob(WORK_PREFIX + "*"):
+        try:
+            if path.is_dir() and now - path.stat().st_mtime > older_than_s:
+                shutil.rmtree(path, ignore_errors=True)
+                removed.append(path)
+        except OSError:
+            continue
+    return removed
+
+
+def format_notes(notes) -> str:
+    """The result's notes as sentences for a message box (empty notes are skipped)."""
+    sentences = []
+    for note in notes or ():
+        text = str(note).strip().rstrip(".")
+        if text:
+            sentences.append(text[0].upper() + text[1:] + ".")
+    return "\n\n".join(sentences)
 
 
 class SceneLogic:
@@ -58,7 +107,7 @@ class SceneLogic:
 
     # --- nodes <-> library images -------------------------------------------------------
     def ct_image(self, volume_node) -> sitk.Image:
-        """The CT of a volume node as a library image (LPS), checked to be usable."""
+        """The CT of a volume node as a library image (LPS), checked to be usable (a copy)."""
         return tio.check_ct(S.image_from_volume_node(volume_node), volume_node.GetName())
 
     def import_labels(self, labels_path: str | Path, ct_node=None, name: str | None = None):
@@ -71,93 +120,156 @@ class SceneLogic:
     def labels_image(self, segmentation_node, ct_node) -> sitk.Image:
         """The segmentation as a CT-space label map, each segment at its class-table value.
 
-        Segments are matched by label value, else by name; others (a user's extra segment)
-        are left out. Edited segments are read as they are now."""
-        import slicer
-
-        by_name = {s.name: s.label_value for s in C.segments()}
-        valid = set(by_name.values())
-        segmentation = segmentation_node.GetSegmentation()
-        ct = self.ct_image(ct_node)
-        out = np.zeros(sitk.GetArrayViewFromImage(ct).shape, np.uint8)
-        for i in range(segmentation.GetNumberOfSegments()):
-            segment = segmentation.GetNthSegment(i)
-            value = segment.GetLabelValue() if segment.GetLabelValue() in valid else by_name.get(segment.GetName())
-            if value is None:
-                continue
-            mask = slicer.util.arrayFromSegmentBinaryLabelmap(segmentation_node, segmentation.GetNthSegmentID(i),
-                                                             ct_node)
-            out[mask > 0] = value
-        return tio.image_like(out, ct)
+        Segments are matched by name, else by terminology, never by their label value (which
+        Slicer renumbers); others (a user's extra segment) are left out. Edited segments are
+        read as they are now; where segments overlap, the later one wins."""
+        S.check_volume_node(ct_node)
+        return S.image_from_array(S.labels_array(segmentation_node, ct_node), S.lps_geometry(ct_node))
 
     # --- segmentation in a separate process ---------------------------------------------
     def start_segmentation(self, ct_node, model: str | None = None, device: str = "auto",
                            thigh_range: tuple[float, float] | None = None) -> SegmentationJob:
-        """Write the CT to a temporary file and start ``thighseg segment`` on it."""
-        work = Path(tempfile.mkdtemp(prefix="ThighMuscleSeg-"))
+        """Start ``thighseg segment`` on the CT; returns at once. The CT goes to the
+        subprocess as an uncompressed NRRD written on a worker thread."""
+        S.check_volume_node(ct_node)
+        if thigh_range is not None:
+            thigh_range = S.check_thigh_range(ct_node, thigh_range)
+        remove_stale_work_dirs()
+        work = Path(tempfile.mkdtemp(prefix=WORK_PREFIX))
         ct_path = work / "ct.nrrd"
-        sitk.WriteImage(self.ct_image(ct_node), str(ct_path), True)
+        write_ct = S.nrrd_writer(ct_node, ct_path)
         out = work / "result"
         args = ["segment", str(ct_path), "--out", str(out), "--progress", "json", "--device", device]
         if model:
             args += ["--model", str(model)]
         if thigh_range:
-            args += ["--thigh-range", str(thigh_range[0]), str(thigh_range[1])]
-        process = ThighsegProcess(args)
+            args += ["--thigh-range", repr(thigh_range[0]), repr(thigh_range[1])]
+        process = ThighsegProcess(args, prepare=write_ct)
         process.start()
         return SegmentationJob(process, ct_node, work, out)
 
-    def finish_segmentation(self, job: SegmentationJob) -> SegmentationResult:
-        """Bring a finished run's outputs into the scene (the scene is untouched until now)."""
+    def finish_segmentation(self, job: SegmentationJob, keep_outputs: bool = False) -> SegmentationResult:
+        """Bring a finished run's outputs into the scene (the scene is untouched until now).
+        If loading fails, the nodes added so far are removed again. The work folder is removed
+        afterwards unless ``keep_outputs``."""
         state = job.process.state
         if state.status != "done":
             raise RuntimeError(f"segmentation {state.status}: {state.message}")
-        seg = self.import_labels(job.out_dir / "labels.nii.gz", job.ct_node)
-        seg.CreateClosedSurfaceRepresentation()
-        volumes = T.volume_table(self.scene, measure.read_volumes_csv(job.out_dir / "volumes.csv"),
-                                 f"{job.ct_node.GetName()} muscle volumes")
-        disagreement = S.volume_node_from_image(self.scene, sitk.ReadImage(str(job.out_dir / "disagreement.nii.gz")),
-                                                f"{job.ct_node.GetName()} view disagreement",
-                                                "vtkMRMLLabelMapVolumeNode")
-        notes = list(state.result.get("notes", []))
-        return SegmentationResult(seg, volumes, disagreement, job.out_dir, notes)
+        added = []
+        try:
+            seg = self.import_labels(job.out_dir / "labels.nii.gz", job.ct_node)
+            added.append(seg)
+            seg.CreateClosedSurfaceRepresentation()
+            volumes = T.volume_table(self.scene, measure.read_volumes_csv(job.out_dir / "volumes.csv"),
+                                     f"{job.ct_node.GetName()} muscle volumes")
+            added.append(volumes)
+            seg.SetNodeReferenceID(VOLUMES_TABLE_ROLE, volumes.GetID())
+            disagreement = S.volume_node_from_image(self.scene,
+                                                    sitk.ReadImage(str(job.out_dir / "disagreement.nii.gz")),
+                                                    f"{job.ct_node.GetName()} view disagreement",
+                                                    "vtkMRMLLabelMapVolumeNode")
+            added.append(disagreement)
+            notes = list(state.result.get("notes", []))
+        except BaseException:
+            S.remove_nodes(self.scene, reversed(added))
+            raise
+        finally:
+            if not keep_outputs:
+                job.discard()
+        return SegmentationResult(seg, volumes, disagreement, job.out_dir, notes, ct_node=job.ct_node)
 
     # --- tables, new ground truth, follow-up -------------------------------------------
+    def start_volumes(self, segmentation_node, ct_node) -> Future:
+        """Per-muscle volumes of a segmentation as it is now: the labels are merged here (one
+        C++ call), the counting runs on a worker thread. Future of ``list[MuscleVolume]``."""
+        S.check_volume_node(ct_node)
+        labels = S.labels_array(segmentation_node, ct_node)
+        ct_voxels = _volume_view(ct_node)
+        geometry = S.lps_geometry(ct_node)
+        return _workers.submit(_measure, ct_voxels, labels, geometry)
+
     def volumes_of(self, segmentation_node, ct_node) -> list[measure.MuscleVolume]:
-        return measure.muscle_volumes(self.ct_image(ct_node), self.labels_image(segmentation_node, ct_node))
+        return self.start_volumes(segmentation_node, ct_node).result()
+
+    def volume_table_for(self, segmentation_node, rows: list[measure.MuscleVolume]):
+        """The segmentation's volume table, filled with ``rows``: the one made for it before
+        (refilled in place), else a new one referenced from the segmentation node."""
+        table = segmentation_node.GetNodeReference(VOLUMES_TABLE_ROLE)
+        name = f"{segmentation_node.GetName()} volumes"
+        if table is not None and table.GetScene() is self.scene:
+            return T.volume_table(self.scene, rows, name, node=table)
+        table = T.volume_table(self.scene, rows, name)
+        segmentation_node.SetNodeReferenceID(VOLUMES_TABLE_ROLE, table.GetID())
+        return table
 
     def export_table(self, table_node, path: str | Path) -> Path:
         T.export_csv(table_node, path)
         return Path(path)
 
-    def save_training_case(self, ct_node, segmentation_node, dataset_dir: str | Path, case_name: str) -> Path:
+    def start_save_training_case(self, ct_node, segmentation_node, dataset_dir: str | Path, case_name: str) -> Future:
         """Write ct.nii.gz, labels.nii.gz and case.json into DATASET/CASE (the dataset
-        contract that ``thighseg train --init`` reads). An existing case is never replaced."""
+        contract that ``thighseg train --init`` reads) on a worker thread; Future of the
+        case folder. An existing case is never replaced."""
         case = Path(dataset_dir) / case_name
         if case.exists():
             raise FileExistsError(f"{case} already exists: choose another case name")
-        ct = self.ct_image(ct_node)
-        labels = self.labels_image(segmentation_node, ct_node)
-        case.parent.mkdir(parents=True, exist_ok=True)
-        staging = Path(tempfile.mkdtemp(prefix=f".{case_name}-", dir=case.parent))
-        try:
-            sitk.WriteImage(sitk.Cast(ct, sitk.sitkInt16), str(staging / "ct.nii.gz"), True)
-            sitk.WriteImage(labels, str(staging / "labels.nii.gz"), True)
-            info = {"source": "ThighMuscleSeg Slicer module", "ct_node": ct_node.GetName(),
-                    "segmentation_node": segmentation_node.GetName(),
-                    "labels_present": sorted(int(v) for v in np.unique(sitk.GetArrayViewFromImage(labels)) if v)}
-            (staging / "case.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
-            staging.rename(case)
-        except BaseException:
-            import shutil
+        S.check_volume_node(ct_node)
+        labels = S.labels_array(segmentation_node, ct_node)
+        ct_voxels = _volume_view(ct_node)
+        geometry = S.lps_geometry(ct_node)
+        info = {"source": "ThighMuscleSeg Slicer module", "ct_node": ct_node.GetName(),
+                "segmentation_node": segmentation_node.GetName()}
+        return _workers.submit(_write_training_case, case, ct_voxels, labels, geometry, info)
 
-            shutil.rmtree(staging, ignore_errors=True)
-            raise
-        return case
+    def save_training_case(self, ct_node, segmentation_node, dataset_dir: str | Path, case_name: str) -> Path:
+        return self.start_save_training_case(ct_node, segmentation_node, dataset_dir, case_name).result()
+
+    def start_compare_with_prior(self, current_node, prior_node, ct_node, prior_ct_node=None) -> Future:
+        """Future of the per-muscle changes (``list[VolumeChange]``) from a prior
+        segmentation to the current one; ``change_table`` puts them into the scene."""
+        current = self.start_volumes(current_node, ct_node)
+        prior = self.start_volumes(prior_node, prior_ct_node or ct_node)
+        return _workers.submit(lambda: measure.compare_with_prior(current.result(), prior.result()))
+
+    def change_table(self, current_node, changes):
+        """The change table of ``current_node``, replacing the one made for it before."""
+        previous = current_node.GetNodeReference(CHANGE_TABLE_ROLE)
+        table = T.change_table(self.scene, changes, f"{current_node.GetName()} change since prior")
+        current_node.SetNodeReferenceID(CHANGE_TABLE_ROLE, table.GetID())
+        if previous is not None:
+            S.remove_nodes(self.scene, [previous])
+        return table
 
     def compare_with_prior(self, current_node, prior_node, ct_node, prior_ct_node=None):
         """Per-muscle change (cm³ and %) from a prior segmentation to the current one."""
-        current = self.volumes_of(current_node, ct_node)
-        prior = self.volumes_of(prior_node, prior_ct_node or ct_node)
-        changes = measure.compare_with_prior(current, prior)
-        return T.change_table(self.scene, changes, f"{current_node.GetName()} change since prior")
+        changes = self.start_compare_with_prior(current_node, prior_node, ct_node, prior_ct_node).result()
+        return self.change_table(current_node, changes)
+
+
+def _volume_view(node):
+    import slicer
+
+    return slicer.util.arrayFromVolume(node)  # a view; it keeps its VTK array (the voxels) alive
+
+
+def _measure(ct_voxels: np.ndarray, labels: np.ndarray, geometry) -> list[measure.MuscleVolume]:
+    return measure.muscle_volumes(S.image_from_array(ct_voxels, geometry), S.image_from_array(labels, geometry))
+
+
+def _write_training_case(case: Path, ct_voxels: np.ndarray, labels: np.ndarray, geometry, info: dict) -> Path:
+    ct = S.image_from_array(ct_voxels, geometry)
+    label_image = S.image_from_array(labels, geometry)
+    case.parent.mkdir(parents=True, exist_ok=True)
+    staging = Path(tempfile.mkdtemp(prefix=f".{case.name}-", dir=case.parent))
+    try:
+        sitk.WriteImage(sitk.Cast(ct, sitk.sitkInt16), str(staging / "ct.nii.gz"), True)
+        sitk.WriteImage(label_image, str(staging / "labels.nii.gz"), True)
+        info = {**info, "labels_present": sorted(int(v) for v in np.flatnonzero(measure.label_counts(labels)) if v)}
+        (staging / "case.json").write_text(json.dumps(info, indent=2), encoding="utf-8")
+        if case.exists():
+            raise FileExistsError(f"{case} already exists: choose another case name")
+        staging.rename(case)
+    except BaseException:
+        shutil.rmtree(staging, ignore_errors=True)
+        raise
+    return case
