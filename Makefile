@@ -22,8 +22,24 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/thighseg demo --out demo-output
 
-test: $(STAMP)
+# `make test` runs the whole suite against the newest slicer-core (the venv's), then the
+# module's scene tests (marked mrml; not the slow subprocess ones) against the oldest
+# slicer-core release of the supported lines on PyPI, unpacked beside the venv and put first on
+# PYTHONPATH (no other package changes; vtk pinned to what that release requires).
+SLICER_CORE_OLDEST ?= 5.12.4.0
+SLICER_CORE_OLDEST_VTK ?= 9.6.0
+OLDEST := $(VENV)/slicer-core-$(SLICER_CORE_OLDEST)
+SCENE_TESTS := Testing/test_slicer_harness.py Testing/test_module_edits.py Testing/test_module_logic.py Testing/test_module_panel.py \
+	Testing/test_module_setup.py Testing/test_resources.py
+
+$(OLDEST)/.installed: $(STAMP)
+	$(PY) -m pip install -q --no-deps --target $(OLDEST) slicer-core==$(SLICER_CORE_OLDEST) vtk==$(SLICER_CORE_OLDEST_VTK)
+	touch $@
+
+test: $(STAMP) $(OLDEST)/.installed
 	$(PY) -m pytest -q
+	PYTHONPATH=$(OLDEST) THIGHSEG_EXPECT_SLICER_CORE=$(SLICER_CORE_OLDEST) $(PY) -m pytest -q -p no:cacheprovider \
+		-m "mrml and not slow" $(SCENE_TESTS)
 
 bench: $(STAMP)
 	$(VENV)/bin/thighseg bench
