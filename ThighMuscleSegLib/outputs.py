@@ -2,20 +2,43 @@
 
 Files are written into a hidden staging folder inside the output folder and moved into place
 only when all of them are complete, so a failure, a full disk or a cancel leaves no partial
-outputs; existing results are never overwritten unless the caller asks for it.
+outputs; existing results are never overwritten unless the caller asks for it. A write that
+fails (disk full, permission lost, the folder deleted mid-run) is an ``OutputError`` that says
+so in one line; the staging folder, and an output folder made for this run, are removed.
 """
 
 from __future__ import annotations
 
+import contextlib
+import errno
 import os
 import shutil
 import tempfile
 from pathlib import Path
 
-from .io import InputError
+from .io import InputError, OutputError, describe_write_error
+from .io.writing import probe_write
 
 SEGMENT_OUTPUTS = ("segmentation.seg.nrrd", "labels.nii.gz", "disagreement.nii.gz", "volumes.csv",
                    "report.png", "frames.json", "segmentation.dcm")
+
+
+def check_output_folder(folder: str | os.PathLike, names=SEGMENT_OUTPUTS, overwrite: bool = False) -> None:
+    """Refuse at once (before a long run) an output folder that cannot take the results."""
+    folder = Path(folder)
+    if folder.exists() and not folder.is_dir():
+        raise InputError(f"--out {folder} is a file, not a folder: choose a folder for the results")
+    existing = [n for n in names if (folder / n).exists()]
+    if existing and not overwrite:
+        raise InputError(f"{folder} already holds results ({', '.join(existing)}); "
+                         "choose another --out folder or pass --overwrite")
+    parent = folder
+    while not parent.exists():
+        parent = parent.parent
+    if not parent.is_dir():
+        raise InputError(f"--out {folder}: {parent} is a file, not a folder")
+    if not os.access(parent, os.W_OK | os.X_OK):
+        raise OutputError(describe_write_error(PermissionError(errno.EACCES, "Permission denied"), parent))
 
 
 class StagedOutputs:
@@ -27,14 +50,21 @@ class StagedOutputs:
         self.overwrite = overwrite
         self.staging: Path | None = None
         self.written: list[Path] = []
+        self._created: list[Path] = []  # folders made for this run, removed again when it fails
 
     def __enter__(self) -> "StagedOutputs":
         existing = [n for n in self.names if (self.folder / n).exists()]
         if existing and not self.overwrite:
             raise InputError(f"{self.folder} already holds results ({', '.join(existing)}); "
                              "choose another --out folder or pass --overwrite")
-        self.folder.mkdir(parents=True, exist_ok=True)
-        self.staging = Path(tempfile.mkdtemp(prefix=".thighseg-staging-", dir=self.folder))
+        try:
+            missing = [p for p in (self.folder, *self.folder.parents) if not p.exists()]
+            self.folder.mkdir(parents=True, exist_ok=True)
+            self._created = missing  # innermost first
+            self.staging = Path(tempfile.mkdtemp(prefix=".thighseg-staging-", dir=self.folder))
+        except OSError as e:
+            self._remove_created()
+            raise OutputError(describe_write_error(e, self.folder)) from None
         return self
 
     def path(self, name: str) -> Path:
@@ -43,11 +73,38 @@ class StagedOutputs:
 
     def __exit__(self, exc_type, exc, tb) -> None:
         assert self.staging is not None
-        try:
-            if exc_type is None:
+        failure = exc if isinstance(exc, OSError) else None
+        if exc_type is None:
+            try:
                 for staged in sorted(self.staging.iterdir()):
                     target = self.folder / staged.name
                     os.replace(staged, target)
                     self.written.append(target)
-        finally:
-            shutil.rmtree(self.staging, ignore_errors=True)
+            except OSError as e:  # all or nothing: take back what was already moved
+                failure = e
+                for target in self.written:
+                    with contextlib.suppress(OSError):
+                        target.unlink()
+                self.written = []
+        elif failure is None and isinstance(exc, Exception) and not isinstance(exc, InputError):
+            failure = probe_write(self.staging)  # a writer that hides its errno (ITK, VTK): was it the disk?
+        left = self._remove_staging()
+        if failure is None and exc_type is None:
+            return None
+        self._remove_created()
+        if failure is None:
+            return None  # not a write problem: the caller's exception goes on
+        message = describe_write_error(failure, self.folder) + "; nothing was written and the input was not touched"
+        if left:
+            message += f" (the staging folder {left} could not be removed: delete it by hand)"
+        raise OutputError(message) from (exc or failure)
+
+    def _remove_staging(self) -> Path | None:
+        """Remove the staging folder; the path when it could not be (no permission left)."""
+        shutil.rmtree(self.staging, ignore_errors=True)
+        return self.staging if self.staging.exists() else None
+
+    def _remove_created(self) -> None:
+        for folder in self._created:
+            with contextlib.suppress(OSError):
+                folder.rmdir()  # only when empty: never anything that holds files
