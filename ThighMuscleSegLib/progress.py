@@ -94,13 +94,14 @@ def json_lines_sink(stream: TextIO = sys.stdout) -> Callable[[dict], None]:
 
 
 def human_sink(stream: TextIO = sys.stderr) -> Callable[[dict], None]:
-    """Readable lines for people; repeats of the same message are not printed twice."""
+    """Readable lines for people; repeats of the same message are not printed twice, and an
+    error is left to the command's own one-line error message."""
     last = {"message": None}
     t0 = time.perf_counter()
 
     def emit(event: dict) -> None:
         msg = event.get("message") or event.get("stage")
-        if msg == last["message"]:
+        if msg == last["message"] or event.get("stage") == "error":
             return
         last["message"] = msg
         stream.write(f"[{time.perf_counter() - t0:6.1f} s {event.get('percent', 0):5.1f} %] {msg}\n")

@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import importlib
 import sys
+import traceback
 
 from .. import __version__
 from ..io import InputError
@@ -33,11 +34,16 @@ def build_parser() -> argparse.ArgumentParser:
                     "Phantom results are tests of the software, not clinical accuracy.",
     )
     parser.add_argument("--version", action="version", version=f"thighseg {__version__}")
+    parser.add_argument("--debug", action="store_true", help=DEBUG_HELP)
     sub = parser.add_subparsers(dest="command", metavar="COMMAND")
     for name, (module, help_text) in COMMANDS.items():
         p = sub.add_parser(name, help=help_text, description=help_text)
         _load(module).add_arguments(p)
+        p.add_argument("--debug", action="store_true", default=argparse.SUPPRESS, help=DEBUG_HELP)
     return parser
+
+
+DEBUG_HELP = "on an error, print the full traceback too (errors are otherwise one line)"
 
 
 def _load(module: str):
@@ -51,17 +57,34 @@ def main(argv: list[str] | None = None) -> int:
         parser.print_help()
         return 2
     module = _load(COMMANDS[args.command][0])
+    debug = bool(getattr(args, "debug", False))
     try:
         return int(module.run(args) or 0)
     except InputError as e:
-        print(f"thighseg {args.command}: error: {e}", file=sys.stderr)
-        return 2
+        return _say(args.command, f"error: {e}", 2, debug)
     except Cancelled:
         print(f"thighseg {args.command}: cancelled; nothing was written", file=sys.stderr)
         return 130
     except KeyboardInterrupt:
         print(f"thighseg {args.command}: interrupted", file=sys.stderr)
         return 130
+    except MemoryError:
+        return _say(args.command, "error: not enough memory for this CT; close other programs, use a machine with "
+                                  "more memory, or crop the CT to the thighs", 2, debug)
+    except OSError as e:  # a file the run needed went away or could not be written
+        where = f" ({e.filename})" if e.filename else ""
+        return _say(args.command, f"error: {e.strerror or e}{where}", 2, debug)
+    except Exception as e:  # noqa: BLE001 - a bug: one line for the user, the traceback with --debug
+        return _say(args.command, f"internal error: {type(e).__name__}: {e}; run again with --debug for the "
+                                  "traceback and please report it", 1, debug)
+
+
+def _say(command: str, message: str, code: int, debug: bool) -> int:
+    """One line on stderr (the traceback before it with --debug); ``code`` is the exit code."""
+    if debug:
+        traceback.print_exc()
+    print(f"thighseg {command}: " + " ".join(message.split()), file=sys.stderr)
+    return code
 
 
 if __name__ == "__main__":
