@@ -30,6 +30,11 @@ def add_arguments(parser) -> None:
                              "smooth boundaries, default) or nearest (2 mm staircase, about 0.5 s faster)")
     parser.add_argument("--series", metavar="UID", help="DICOM series instance UID when the folder holds several")
     parser.add_argument("--overwrite", action="store_true", help="replace results already in --out")
+    parser.add_argument("--allow-gaps", action="store_true",
+                        help="a DICOM series with missing slices: interpolate across the gap (refused otherwise)")
+    parser.add_argument("--allow-huge", action="store_true",
+                        help="segment a CT of more than 4 GB of voxels (refused otherwise: it needs about 3 times "
+                             "that in memory)")
 
 
 def _cancel_on_signals(progress: Progress) -> None:
@@ -43,6 +48,7 @@ def _cancel_on_signals(progress: Progress) -> None:
 
 def run(args) -> int:
     from ..models import load_model
+    from ..outputs import check_output_folder
     from ..pipeline import SEGMENT_STAGES, disagreement_share, segment_ct, write_outputs
 
     json_mode = args.progress == "json"
@@ -50,13 +56,18 @@ def run(args) -> int:
     _cancel_on_signals(progress)
     t0 = time.perf_counter()
     try:
+        check_output_folder(args.out, overwrite=args.overwrite)  # before a long run, not after it
         model_path = Path(args.model) if args.model else default_model_path()
         model = load_model(model_path)
         progress.update("read", 0.0, f"reading {args.input}")
         t_read = time.perf_counter()
-        ct = tio.read_ct(args.input, series_uid=args.series)
+        ct = tio.read_ct(args.input, series_uid=args.series, allow_gaps=args.allow_gaps, allow_huge=args.allow_huge,
+                         thighs=True)
         read_s = time.perf_counter() - t_read
-        dicom_files = _dicom_files(args.input, ct)
+        dicom_files, no_seg = tio.dicom_seg_sources(args.input, ct)
+        read_notes = tio.input_notes(ct) + ([no_seg] if no_seg else [])  # the series chosen, a gap, a tilt
+        for note in read_notes:
+            progress.update("read", 1.0, f"note: {note}")
         override = {"z_range_mm": tuple(args.thigh_range)} if args.thigh_range else None
         result = segment_ct(ct, model, device=args.device, override=override, progress=progress,
                             fusion=args.fusion, back_interpolation=args.back_interpolation,
@@ -73,7 +84,7 @@ def run(args) -> int:
         raise
     seconds = time.perf_counter() - t0
     share = disagreement_share(result)  # one pass over the label volumes, used twice below
-    notes = result.notes  # cut or missing thighs, muscles to check: the user must know
+    notes = read_notes + result.notes  # cut or missing thighs, muscles to check: the user must know
     verdicts = result.verdicts  # per thigh: the quality verdict and each muscle's flag
     progress.finish("done", message=f"segmented {len(result.frames)} thigh(s) in {seconds:.1f} s on {result.device}"
                     + "".join(f"; note: {n}" for n in notes),
@@ -92,13 +103,3 @@ def run(args) -> int:
         for p in written:
             print(f"  {p}")
     return 0
-
-
-def _dicom_files(path: str, ct) -> list[str] | None:
-    if not Path(path).is_dir():
-        return None
-    series = ct.GetMetaData("series_uid") if ct.HasMetaDataKey("series_uid") else None
-    for info in tio.list_dicom_series(path):
-        if series is None or info.uid == series:
-            return list(info.files)
-    return None
