@@ -109,6 +109,18 @@ def _phantom_ct_node(mrml, small_phantom):
     return volume_node_from_image(mrml.scene, sitk.ReadImage(str(small_phantom / "ct.nii.gz")), "phantom CT")
 
 
+def _wait(job, timeout):
+    """The run's end; a run still going after ``timeout`` is cancelled, not left behind."""
+    import subprocess
+
+    try:
+        return job.process.wait(timeout=timeout)
+    except subprocess.TimeoutExpired:
+        job.process.cancel(grace_s=5)
+        job.discard()
+        pytest.fail(f"thighseg segment did not finish within {timeout} s (stage {job.process.state.stage!r})")
+
+
 @pytest.mark.slow  # a real thighseg subprocess
 def test_segmentation_runs_in_a_subprocess_and_lands_in_the_scene(mrml, logic, small_phantom, random_model_file):
     from ThighMuscleSegModuleLib.tables import table_rows
@@ -116,7 +128,7 @@ def test_segmentation_runs_in_a_subprocess_and_lands_in_the_scene(mrml, logic, s
     ct_node = _phantom_ct_node(mrml, small_phantom)
     nodes_before = mrml.scene.GetNumberOfNodes()
     job = logic.start_segmentation(ct_node, model=str(random_model_file), device="cpu")
-    state = job.process.wait(timeout=600)
+    state = _wait(job, timeout=600)
     assert state.status == "done", state.message
     assert mrml.scene.GetNumberOfNodes() == nodes_before  # nothing touches the scene until finish
     result = logic.finish_segmentation(job, keep_outputs=True)
@@ -159,7 +171,7 @@ def test_cancel_stops_the_run_and_leaves_the_scene_as_it_was(mrml, logic, small_
     t0 = time.monotonic()
     job.process.cancel()
     assert time.monotonic() - t0 < 0.5  # Cancel gives the GUI back at once
-    state = job.process.wait(timeout=60)
+    state = _wait(job, timeout=60)
     assert state.status == "cancelled"
     assert mrml.scene.GetNumberOfNodes() == nodes_before
     assert not job.out_dir.exists() or list(job.out_dir.iterdir()) == []
