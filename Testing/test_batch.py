@@ -89,11 +89,13 @@ def ray_address():
     pytest.importorskip("ray", reason="Ray is not installed: pip install -e .[batch]")
     psutil = pytest.importorskip("psutil")
     temp = tempfile.mkdtemp(prefix="tsray", dir="/tmp" if os.path.isdir("/tmp") else None)  # short: socket paths
-    port, client_port = _free_port(), _free_port()
-    env = {k: v for k, v in os.environ.items() if k != "RAY_ADDRESS"}
-    env["RAY_USAGE_STATS_ENABLED"] = "0"
+    port = _free_port()
+    saved = {k: os.environ.get(k) for k in ("RAY_AUTH_MODE", "RAY_ADDRESS")}
+    os.environ["RAY_AUTH_MODE"] = "disabled"  # a throw-away cluster; the drivers below inherit this
+    os.environ.pop("RAY_ADDRESS", None)
+    env = {**os.environ, "RAY_USAGE_STATS_ENABLED": "0"}
     cmd = [str(Path(sys.executable).parent / "ray"), "start", "--head", f"--port={port}",
-           "--node-ip-address=127.0.0.1", f"--ray-client-server-port={client_port}", "--num-cpus=2", "--num-gpus=0",
+           "--node-ip-address=127.0.0.1", "--num-cpus=2", "--num-gpus=0",
            "--include-dashboard=false", "--disable-usage-stats", f"--temp-dir={temp}"]
     start_nice = os.environ.get("THIGHSEG_TEST_RAY_START_NICE")
     preexec = (lambda: os.setpriority(os.PRIO_PROCESS, 0, int(start_nice))) if start_nice else None
@@ -111,6 +113,11 @@ def ray_address():
     finally:
         _stop_cluster(psutil, temp)
         shutil.rmtree(temp, ignore_errors=True)
+        for k, v in saved.items():
+            if v is None:
+                os.environ.pop(k, None)
+            else:
+                os.environ[k] = v
 
 
 # ---------------------------------------------------------------------------------------------
@@ -191,9 +198,10 @@ def test_folders_files_and_a_manifest_give_the_cases_with_their_ids(tmp_path, sm
     shutil.copy(small_phantom / "labels.nii.gz", loose / "patient7_labels.nii.gz")  # never taken as a CT
     manifest = tmp_path / "m.csv"
     manifest.write_text("case_id,path,subject,date,height_cm\nv2,loose/patient 7 visit1.nii.gz,P7,20240131,172.5\n")
+    assert {c.case_id for c in discover_cases([loose]).cases} == {"patient_7_visit1"}
     found = discover_cases([data, loose, manifest])
     by_id = {c.case_id: c for c in found.cases}
-    assert set(by_id) == {"case_000", "patient_7_visit1", "v2"}
+    assert set(by_id) == {"case_000", "v2"}  # the loose file once, under the manifest's id and details
     assert by_id["case_000"].input.endswith("case_000/ct.nii.gz") and by_id["case_000"].source == "dataset"
     assert by_id["case_000"].height_cm  # the phantom's stature from its case.json
     v2 = by_id["v2"]

@@ -217,14 +217,14 @@ def normalise_date(text: str) -> str:
 
 
 def _unique(cases: list[Case]) -> list[Case]:
-    """Same input twice -> once; two inputs with one id -> the id gets a short hash of the path."""
-    seen_inputs: set[tuple[str, str]] = set()
-    kept = []
+    """Same input twice -> once (a manifest's entry, with its subject and date, wins over a folder
+    walk's); two inputs with one id -> the id gets a short hash of the path."""
+    chosen: dict[tuple[str, str], Case] = {}
     for c in cases:
         key = (c.input, c.series_uid)
-        if key not in seen_inputs:
-            seen_inputs.add(key)
-            kept.append(c)
+        if key not in chosen or (c.source == "manifest" and chosen[key].source != "manifest"):
+            chosen[key] = c
+    kept = list(chosen.values())  # in the order each input first appeared
     counts: dict[str, int] = {}
     for c in kept:
         counts[c.case_id] = counts.get(c.case_id, 0) + 1

@@ -15,6 +15,7 @@ peak since the worker started).
 from __future__ import annotations
 
 import csv
+import inspect
 import os
 import platform
 import shutil
@@ -112,14 +113,26 @@ def _peak_rss_mb() -> float | None:
         return None
 
 
+def _read(case: Case):
+    """The CT as ``thighseg segment`` reads it (with the checks for segmenting where io has them),
+    the DICOM SEG's source files and the reading notes (series chosen, a gap, ...)."""
+    from .. import io as tio
+
+    kw = {"thighs": True} if "thighs" in inspect.signature(tio.read_ct).parameters else {}
+    ct = tio.read_ct(case.input, series_uid=case.series_uid or None, **kw)
+    notes = list(tio.input_notes(ct)) if hasattr(tio, "input_notes") else []
+    if hasattr(tio, "dicom_seg_sources"):
+        files, no_seg = tio.dicom_seg_sources(case.input, ct)
+        return ct, files, notes + ([no_seg] if no_seg else [])
+    return ct, _dicom_files(case, ct), notes
+
+
 def _dicom_files(case: Case, ct) -> list[str] | None:
     """The CT series' files for the DICOM SEG (as ``thighseg segment`` finds them)."""
     from .. import io as tio
 
     if not Path(case.input).is_dir():
         return None
-    if case.source == "dicom" and case.files:
-        return list(case.files)
     series = ct.GetMetaData("series_uid") if ct.HasMetaDataKey("series_uid") else None
     for info in tio.list_dicom_series(case.input):
         if series is None or info.uid == series:
@@ -134,7 +147,6 @@ def segment_case(case: Case, staging: str | os.PathLike, model, *, device: str =
     Returns the row: ``status`` ``done`` (``staging`` holds exactly the outputs of
     ``thighseg segment``) or ``failed`` (``error`` says why; ``staging`` does not exist).
     """
-    from .. import io as tio
     from ..defaults import DEFAULT_BACK_INTERPOLATION
     from ..pipeline import segment_ct, write_outputs
 
@@ -144,12 +156,12 @@ def segment_case(case: Case, staging: str | os.PathLike, model, *, device: str =
     staging = Path(staging)
     try:
         row["input_sha256"] = input_sha256 or content_sha256(case)
-        ct = tio.read_ct(case.input, series_uid=case.series_uid or None)
+        ct, dicom_files, read_notes = _read(case)
         result = segment_ct(ct, model, device=device, fusion=fusion,
                             back_interpolation=back_interpolation or DEFAULT_BACK_INTERPOLATION)
-        write_outputs(result, staging, dicom_files=_dicom_files(case, ct))
+        write_outputs(result, staging, dicom_files=dicom_files)
         row.update(status="done", device=str(result.device), thighs=",".join(f.side for f in result.frames),
-                   notes="; ".join(result.notes))
+                   notes="; ".join(read_notes + list(result.notes)))
         measurements = measurement_columns(staging / "volumes.csv")
         row["flagged"] = ",".join(k[: -len("_quality")] for k, v in measurements.items()
                                   if k.endswith("_quality") and v == "check")
