@@ -233,3 +233,50 @@ def test_selecting_and_editing_a_segmentation_measures_it_again_off_the_gui_thre
     w.onBackgroundPoll()
     assert panel.scene.GetNodesByClass("vtkMRMLTableNode").GetNumberOfItems() == tables  # no new table node
     w.cleanup()
+
+
+class RangeWidget(Widget):
+    def setRange(self, lo, hi):
+        self.range = (lo, hi)
+
+    def setValues(self, lo, hi):
+        self.minimumValue, self.maximumValue = lo, hi
+
+
+def test_ticking_the_thigh_range_starts_from_the_cts_extent_not_0_to_99(panel):
+    w = panel.widget
+    w.ui.thighRangeWidget = RangeWidget(minimumValue=0.0, maximumValue=99.0)
+    w.onManualRangeToggled(True)
+    assert (w.ui.thighRangeWidget.minimumValue, w.ui.thighRangeWidget.maximumValue) == (0.0, 23.0)  # 24 slices of 1 mm
+
+
+def test_compare_with_prior_and_save_as_training_case_run_on_workers_and_land(panel, monkeypatch):
+    import qt
+
+    w = panel.widget
+    arr = blocky_labels()
+    path = panel.tmp / "labels.nii.gz"
+    sitk.WriteImage(make_image(arr), str(path))
+    current = w.logic.import_labels(path, panel.ct, name="now")
+    prior = w.logic.import_labels(path, panel.ct, name="prior")
+    w.ui.segmentationSelector.setCurrentNode(current)
+    w.ui.priorSegmentationSelector.setCurrentNode(prior)
+    w.onComparePrior()
+    w.onComparePrior()  # twice: the second table replaces the first
+    while w.background:
+        w.onBackgroundPoll()
+        time.sleep(0.02)
+    assert w.ui.changeTable.rowCount == 20
+    assert panel.scene.GetNodesByName("now change since prior").GetNumberOfItems() == 1
+    dataset = panel.tmp / "dataset"
+    monkeypatch.setattr(qt, "QFileDialog", SimpleNamespace(getExistingDirectory=lambda *a: str(dataset)), raising=False)
+    monkeypatch.setattr(qt, "QInputDialog", SimpleNamespace(getText=lambda *a: "case01"), raising=False)
+    monkeypatch.setattr(qt, "QLineEdit", SimpleNamespace(Normal=0), raising=False)
+    w.onSaveTrainingCase()
+    while w.background:
+        w.onBackgroundPoll()
+        time.sleep(0.02)
+    assert (dataset / "case01" / "labels.nii.gz").is_file()
+    assert w.ui.statusLabel.text.startswith("Saved")
+    w.onSaveTrainingCase()  # the same name again: refused with a message, nothing replaced
+    assert w.background == []
