@@ -38,7 +38,8 @@ def check_output_folder(folder: str | os.PathLike, names=SEGMENT_OUTPUTS, overwr
     if not parent.is_dir():
         raise InputError(f"--out {folder}: {parent} is a file, not a folder")
     if not os.access(parent, os.W_OK | os.X_OK):
-        raise OutputError(describe_write_error(PermissionError(errno.EACCES, "Permission denied"), parent))
+        found = probe_write(parent) or PermissionError(errno.EACCES, "Permission denied")
+        raise OutputError(describe_write_error(found, parent))
 
 
 class StagedOutputs:

@@ -163,6 +163,7 @@ def _read_file(p: Path, allow_huge: bool, thighs: bool) -> sitk.Image:
         reader.ReadImageInformation()
     except RuntimeError as e:
         raise InputError(f"cannot read {p.name} as an image (corrupt or not a CT?): {_first_line(e)}") from None
+    integrity.check_nifti_header(p)
     check_header(Header.of_reader(reader, p.name), allow_huge=allow_huge, thighs=thighs)
     slow_check = integrity.plan(p)  # the cheap checks run here; inflating runs beside ITK's read
     with ThreadPoolExecutor(1) if slow_check else contextlib.nullcontext() as pool:

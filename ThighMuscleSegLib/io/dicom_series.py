@@ -6,6 +6,7 @@ series that can hold thighs picked, saying which and why the others were left ou
 from __future__ import annotations
 
 import os
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -115,7 +116,8 @@ def read_header(path: str):
     from pydicom.errors import InvalidDicomError
 
     try:
-        with open(path, "rb") as f:
+        with open(path, "rb") as f, warnings.catch_warnings():
+            warnings.simplefilter("ignore")  # odd values in archive files: what matters is checked here
             ds = pydicom.dcmread(f, stop_before_pixels=True)
             ds._thighseg_pixel_offset = f.tell()  # where the pixel data element starts
     except (InvalidDicomError, EOFError, OSError, ValueError, KeyError, TypeError, AttributeError):

@@ -7,6 +7,7 @@ pylibjpeg / pyjpegls decoders of the ``dicom`` extra.
 from __future__ import annotations
 
 import math
+import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -192,8 +193,10 @@ def _pydicom_frames(info: SeriesInfo, slices: list[Slice]) -> np.ndarray:
         if s.file not in cache:
             cache.clear()
             try:
-                ds = pydicom.dcmread(s.file)
-                pixels = ds.pixel_array
+                with warnings.catch_warnings():
+                    warnings.simplefilter("ignore")
+                    ds = pydicom.dcmread(s.file)
+                    pixels = ds.pixel_array
             except Exception as e:  # noqa: BLE001 - a decoder's own words say what it lacks
                 raise InputError(_decode_problem(info, s.file, e)) from None
             cache[s.file] = (ds, pixels if pixels.ndim == 3 and s.frame is not None else pixels[None])

@@ -10,6 +10,7 @@ from __future__ import annotations
 import contextlib
 import errno
 import os
+import shutil
 import tempfile
 from pathlib import Path
 
@@ -85,12 +86,23 @@ def write_image(image: sitk.Image, dest: str | os.PathLike, compress: bool = Tru
             else:
                 sitk.WriteImage(image, str(tmp), compress)
         except RuntimeError as e:
-            raise _os_error_of_failed_write(Path(tmp), e) from None
+            need = image.GetNumberOfPixels() * image.GetNumberOfComponentsPerPixel() * image.GetSizeOfPixelComponent()
+            raise _os_error_of_failed_write(Path(tmp), e, need) from None
     return Path(dest)
 
 
-def _os_error_of_failed_write(path: Path, e: RuntimeError) -> OSError:
-    """ITK reports a failed write as a RuntimeError without the reason: find it by probing."""
+def _os_error_of_failed_write(path: Path, e: RuntimeError, need: int = 0) -> OSError:
+    """ITK reports a failed write as a RuntimeError without the reason: find it from the free
+    space, the file size limit, or a small write."""
+    with contextlib.suppress(OSError):
+        if shutil.disk_usage(path.parent).free < need:
+            return OSError(errno.ENOSPC, os.strerror(errno.ENOSPC), str(path))
+    with contextlib.suppress(ImportError, OSError, ValueError):
+        import resource  # not on Windows
+
+        soft = resource.getrlimit(resource.RLIMIT_FSIZE)[0]
+        if soft != resource.RLIM_INFINITY and soft < need:
+            return OSError(errno.EFBIG, os.strerror(errno.EFBIG), str(path))
     found = probe_write(path.parent)
     if found is not None:
         return found
