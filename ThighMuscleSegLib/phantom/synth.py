@@ -34,6 +34,7 @@ SIZES = {
     "full": (512, (0.6, 0.95), (1.0, 2.0), 320),  # <= 320 slices keeps a case near 15 s
     "small": (256, (1.7, 2.0), (2.5, 3.5), 200),
 }
+MAX_FIELD_OF_VIEW_MM = 500.0  # a CT scanner's largest display field of view
 COARSE_MM = 6.0  # spacing of the displacement field handed to SimpleITK
 
 
@@ -80,6 +81,10 @@ def _scanner_grid(rng, size: str, t: Template, deform, params: dict, body: Body 
     offset = rng.uniform(-15, 15, 2)
     if body is not None and size == "full":  # the body's scanner: 0.6-1 mm pixels, 0.6-5 mm slices
         pixel, thick, offset = body.appearance["pixel_mm"], body.appearance["slice_mm"], body.appearance["fov_offset_mm"]
+        # As a radiographer would, widen the field of view to the body (hips, scaled, with its
+        # fat), up to the scanner's 500 mm: a large patient is not cut by a small field.
+        width = (hi[0] - lo[0]) * body.girth_scale[0] + 2.0 * body.subcutaneous_fat_mm
+        pixel = float(min(max(pixel, 1.04 * width / matrix), MAX_FIELD_OF_VIEW_MM / matrix))
     thick = max(thick, (z1 - z0) / (max_slices - 1))
     nz = int((z1 - z0) / thick) + 1
     c = deform.forward(centre_q[None] + [0, 0, (top_q + bottom_q) / 2])[0]
