@@ -308,7 +308,7 @@ def run_batch(inputs: list[str], options: BatchOptions, progress: BatchProgress 
     discovery = discover_cases(inputs)
     for note in discovery.notes:
         progress.message(f"note: {note}", stage="discover")
-    out.mkdir(parents=True, exist_ok=True)
+    (out / "cases").mkdir(parents=True, exist_ok=True)
     summary = BatchSummary(notes=list(discovery.notes))
     with _lock(out):
         _remove_leftovers(out)
