@@ -662,3 +662,42 @@ def test_a_nii_gz_of_several_gzip_members_passes_the_check(tmp_path, thighs_ct, 
     assert path.read_bytes().count(b"\x1f\x8b\x08") > 5
     ct = tio.read_ct(path, thighs=True)
     assert np.array_equal(sitk.GetArrayViewFromImage(ct), sitk.GetArrayViewFromImage(thighs_ct))
+
+
+# --- the same on a phantom's DICOM series ---------------------------------------------------------------
+
+@pytest.fixture(scope="module")
+def phantom_ct(small_phantom) -> sitk.Image:
+    return sitk.ReadImage(str(small_phantom / "ct.nii.gz"))
+
+
+def test_a_phantom_series_with_one_slice_removed(segment, tmp_path, phantom_ct):
+    write_ct_series(phantom_ct, tmp_path / "dicom", drop=(100,))
+    refused(segment, tmp_path, tmp_path / "dicom", "a gap in its slices: 1 slice missing",
+            "ct_0099.dcm and ct_0101.dcm", "--allow-gaps")
+    ct = tio.read_ct(tmp_path / "dicom", allow_gaps=True, thighs=True)
+    assert tio.same_geometry(ct, phantom_ct, 1e-3)
+    got, want = sitk.GetArrayViewFromImage(ct), sitk.GetArrayViewFromImage(phantom_ct)
+    assert np.array_equal(np.delete(got, 100, axis=0), np.delete(want, 100, axis=0))
+
+
+def test_a_phantom_series_with_two_extra_series(tmp_path, phantom_ct):
+    from pydicom.uid import generate_uid
+
+    study = generate_uid()
+    write_ct_series(phantom_ct, tmp_path / "dicom" / "ct", study=study, description="Thighs 3.0")
+    write_scout(phantom_ct, tmp_path / "dicom" / "scout", study)
+    write_dose_report(tmp_path / "dicom" / "sr", study)
+    ct = tio.read_ct(tmp_path / "dicom", thighs=True)
+    assert "Thighs 3.0" in ct.GetMetaData("series")
+    assert np.array_equal(sitk.GetArrayViewFromImage(ct), sitk.GetArrayViewFromImage(phantom_ct))
+    note = " ".join(tio.input_notes(ct))
+    assert "a localizer (scout)" in note and "a structured report" in note
+
+
+def test_a_phantom_series_written_as_jpeg_ls(tmp_path, phantom_ct):
+    pytest.importorskip("jpeg_ls")
+    write_ct_series(phantom_ct, tmp_path / "dicom", syntax="1.2.840.10008.1.2.4.80")
+    ct = tio.read_ct(tmp_path / "dicom", thighs=True)
+    assert np.array_equal(sitk.GetArrayViewFromImage(ct), sitk.GetArrayViewFromImage(phantom_ct))
+    assert tio.same_geometry(ct, phantom_ct, 1e-3)
