@@ -1,5 +1,7 @@
 """The phantom template: surfaces voxelized once into a labelled lower body (2 mm).
 
+The surfaces may come in any frame: ``orient`` finds the body's own frame from its anatomy
+and maps them into LPS; the template's z range follows the body's hip and knee.
 Tissue values of the template label map: the CT thigh labels keep their own values 1-20,
 the other tissues have the constants below. Rebuild the committed template with
 ``python -m ThighMuscleSegLib.phantom.template SURFACES_DIR``.
@@ -17,8 +19,10 @@ from scipy import ndimage as ndi
 from scipy.spatial import Delaunay
 
 from ..classes import LEFT_OFFSET
+from ..io import InputError
 from ..progress import NULL, Progress
 from .anatomy import THIGH_CLASS_OF, Structure, plan_structures, read_stl
+from .orient import DISTAL, HEAD, SIDES, VHF_STL_TO_LPS_SHIFT, find_frame, midplane, mirror, sphere_fit
 from .voxelize import Grid, voxelize
 
 OTHER_MUSCLE = 21  # glutei, iliopsoas, lower-leg muscles...: muscle in CT, background in labels
@@ -32,12 +36,15 @@ SHAFT_MARROW = 34  # fatty marrow of the femoral shaft (the rest of MARROW is ca
 DEPTH_UNIT_MM = 0.25
 
 DATA_DIR = Path(__file__).resolve().parent.parent / "data"
-# STL (cryosection) frame -> LPS of the VHF knee CT: x and y flipped, shifted. Found by
-# matching the tibia and fibula cross sections of the meshes with the knee CT at z = 300 and
-# 400 mm (agreement within 2-3 mm); the pelvis CT agrees less well (the body moved between
-# scans), so the offset is only used to put the template near the real CT's frame.
-STL_TO_LPS_SHIFT = (803.5, 698.0, 0.0)
-Z_RANGE_MM = (396.0, 1056.0)  # mid-calf to above the iliac crest
+# Reference placement of the VHF (STL frame -> its knee CT's LPS: x and y flipped, shifted),
+# kept for reference: orient.find_frame lands the VHF exactly there.
+STL_TO_LPS_SHIFT = VHF_STL_TO_LPS_SHIFT
+# Template z range: from below the knee (mid-calf) to above the iliac crest, as shares of the
+# femur (condyles to head centre, along z): the VHF's 396-1056 mm about its condyles
+# (504.9 mm) and femoral heads (883.2 mm), so a taller body gets a longer range.
+KNEE_MARGIN = 0.28783  # below the condyles
+HIP_MARGIN = 0.45690  # above the femoral-head centres
+VHF_FEMUR_LENGTH_MM = 378.3  # condyles to head centre along z (the mm constants of _femur)
 MARGIN_MM = 44.0
 
 
@@ -55,34 +62,39 @@ class Template:
         return img
 
 
-def _to_lps(tri: np.ndarray) -> np.ndarray:
-    out = tri.copy()
-    out[..., 0] = STL_TO_LPS_SHIFT[0] - out[..., 0]
-    out[..., 1] = STL_TO_LPS_SHIFT[1] - out[..., 1]
-    out[..., 2] += STL_TO_LPS_SHIFT[2]
-    return out
-
-
 def _load_meshes(plan: list[Structure]) -> dict[tuple[str, str], np.ndarray]:
-    meshes = {(s.side, s.key): _to_lps(read_stl(s.path)) for s in plan if not s.mirrored}
-    pairs = [k for (side, k) in meshes if side == "right" and ("left", k) in meshes]
-    mid = np.mean([(meshes[("right", k)][..., 0].mean() + meshes[("left", k)][..., 0].mean()) / 2
-                   for k in pairs]) if pairs else np.mean([m[..., 0].mean() for m in meshes.values()])
+    """Every planned mesh in LPS (the body's frame found from its anatomy); one-sided
+    structures mirrored about the body's midplane."""
+    raw = {(s.side, s.key): read_stl(s.path) for s in plan if not s.mirrored}
+    frame = find_frame(raw)
+    meshes = {k: frame.apply(tri) for k, tri in raw.items()}
+    normal, point = midplane(meshes)
     for s in plan:
         if s.mirrored:
             other = "left" if s.side == "right" else "right"
-            tri = meshes[(other, s.key)].copy()
-            tri[..., 0] = 2 * mid - tri[..., 0]
-            meshes[(s.side, s.key)] = tri[:, ::-1]  # mirroring flips the winding
+            meshes[(s.side, s.key)] = mirror(meshes[(other, s.key)], normal, point)
     return meshes
 
 
-def _sphere_fit(points: np.ndarray) -> tuple[np.ndarray, float]:
-    a = np.c_[2 * points, np.ones(len(points))]
-    b = (points ** 2).sum(1)
-    sol = np.linalg.lstsq(a, b, rcond=None)[0]
-    centre = sol[:3]
-    return centre, float(np.sqrt(sol[3] + centre @ centre))
+def _condyle_z(meshes: dict, side: str) -> float:
+    """z of the condyle landmark: 45 % up the distal cartilage (as in _femur)."""
+    z = meshes[(side, DISTAL)][..., 2]
+    return float(z.min() + 0.45 * (z.max() - z.min()))
+
+
+def z_range_mm(meshes: dict) -> tuple[float, float]:
+    """Template z range (whole mm) from the hip and knee landmarks of LPS meshes (both sides)."""
+    head = np.mean([sphere_fit(meshes[(s, HEAD)].reshape(-1, 3))[0][2] for s in SIDES])
+    knee = np.mean([_condyle_z(meshes, s) for s in SIDES])
+    length = head - knee
+    return float(round(knee - KNEE_MARGIN * length)), float(round(head + HIP_MARGIN * length))
+
+
+def _femur_scale(length_mm: float) -> float:
+    """Femur length (condyles to head along z) relative to the VHF's, in steps of 1 %."""
+    if length_mm <= 0:
+        raise InputError("the femoral head is not above the condyles: the body's frame is wrong")
+    return round(length_mm / VHF_FEMUR_LENGTH_MM, 2)
 
 
 def _grid_points(grid: Grid, zs: np.ndarray) -> np.ndarray:
@@ -97,9 +109,9 @@ def _femur(labels: np.ndarray, grid: Grid, meshes: dict, side: str) -> tuple[np.
     sp, org = grid.spacing, np.asarray(grid.origin)
     nz, ny, nx = grid.shape
     lateral = -1.0 if side == "right" else 1.0  # LPS: +x is the patient's left
-    head_c, head_r = _sphere_fit(meshes[(side, "cartilage_femurhead")].reshape(-1, 3))
+    head_c, head_r = sphere_fit(meshes[(side, HEAD)].reshape(-1, 3))
     head_r = min(max(head_r - 2.0, 17.0), 26.0)
-    dist = meshes[(side, "cartilage_femurdistal")].reshape(-1, 3)
+    dist = meshes[(side, DISTAL)].reshape(-1, 3)
     hull = Delaunay(dist[:: max(1, len(dist) // 4000)])
     lo, hi = dist.min(0), dist.max(0)
     mask = np.zeros(grid.shape, bool)
@@ -109,11 +121,12 @@ def _femur(labels: np.ndarray, grid: Grid, meshes: dict, side: str) -> tuple[np.
     inside = hull.find_simplex(pts.reshape(-1, 3)) >= 0
     mask[zz] = np.moveaxis(inside.reshape(ny, nx, len(zz)), 2, 0)
     condyle_c = np.array([(lo[0] + hi[0]) / 2, (lo[1] + hi[1]) / 2, lo[2] + 0.45 * (hi[2] - lo[2])])
+    scale = _femur_scale(head_c[2] - condyle_c[2])  # offsets along the femur follow its length
     # Shaft: per slice, the hole inside this side's thigh muscles near the expected axis.
     side_vals = [v + (LEFT_OFFSET if side == "left" else 0) for v in range(1, 11)]
     muscles = np.isin(labels, side_vals)
-    shaft_top = head_c[2] - 55.0  # about the lesser trochanter
-    neck_base = np.array([head_c[0] + lateral * 38.0, head_c[1] + 8.0, shaft_top + 12.0])
+    shaft_top = head_c[2] - 55.0 * scale  # about the lesser trochanter
+    neck_base = np.array([head_c[0] + lateral * 38.0 * scale, head_c[1] + 8.0 * scale, shaft_top + 12.0 * scale])
     centres, radii, zs = [], [], []
     for k in range(int((hi[2] - 10 - org[2]) / sp), int((shaft_top - org[2]) / sp) + 1):
         z = org[2] + k * sp
@@ -121,22 +134,13 @@ def _femur(labels: np.ndarray, grid: Grid, meshes: dict, side: str) -> tuple[np.
         guess = condyle_c + f * (neck_base - condyle_c)
         filled = ndi.binary_fill_holes(muscles[k]) & ~muscles[k]
         lab, n = ndi.label(filled)
-        gx, gy = (guess[:2] - org[:2]) / sp
-        best = None
-        for i in range(1, n + 1):
-            yy, xx = np.nonzero(lab == i)
-            area = len(xx) * sp * sp
-            cx, cy = xx.mean(), yy.mean()
-            if 250 <= area <= 1300 and np.hypot(cx - gx, cy - gy) * sp < 25:
-                best = (org[0] + cx * sp, org[1] + cy * sp, np.sqrt(area / np.pi))
+        best = _shaft_hole(lab, n, guess, grid)
         if best:
             zs.append(z); centres.append(best[:2]); radii.append(best[2])
     zs_all = np.arange(int((hi[2] - 10 - org[2]) / sp), int((shaft_top - org[2]) / sp) + 1)
     zphys = org[2] + zs_all * sp
     if len(zs) >= 5:
-        c = np.asarray(centres)
-        px = np.polyfit(zs, c[:, 0], 3); py = np.polyfit(zs, c[:, 1], 3)
-        cx, cy = np.polyval(px, zphys), np.polyval(py, zphys)
+        cx, cy = _shaft_line(np.asarray(zs), np.asarray(centres), zphys, condyle_c, neck_base)
         r = np.clip(ndi.median_filter(np.interp(zphys, zs, radii), 9), 11.0, 17.0)
     else:  # no hole found (another data set): a straight tube between the landmarks
         f = (zphys - condyle_c[2]) / (neck_base[2] - condyle_c[2])
@@ -153,11 +157,45 @@ def _femur(labels: np.ndarray, grid: Grid, meshes: dict, side: str) -> tuple[np.
     top = np.array([cx[-1], cy[-1], zphys[-1]])
     _paint_capsule(mask, grid, head_c, head_c, head_r)
     _paint_capsule(mask, grid, head_c, top + [0, 0, 10.0], 15.0)  # neck
-    troch = top + np.array([lateral * 22.0, 4.0, 18.0])
+    troch = top + np.array([lateral * 22.0, 4.0, 18.0]) * scale
     _paint_capsule(mask, grid, top, troch, 17.0)  # greater trochanter
     marks = {"head": head_c.round(2).tolist(), "condyles": condyle_c.round(2).tolist(),
              "shaft_top": top.round(2).tolist()}
     return mask, marks
+
+
+def _shaft_hole(lab: np.ndarray, n: int, guess: np.ndarray, grid: Grid) -> tuple | None:
+    """The femur-sized hole (250-1300 mm2) nearest the expected axis (within 25 mm) among the
+    ``n`` labelled holes of one slice: (x, y, radius) mm, or None."""
+    sp, org = grid.spacing, np.asarray(grid.origin)
+    best, best_d = None, 25.0
+    for i in range(1, n + 1):
+        yy, xx = np.nonzero(lab == i)
+        area = len(xx) * sp * sp
+        x, y = org[0] + xx.mean() * sp, org[1] + yy.mean() * sp
+        d = float(np.hypot(x - guess[0], y - guess[1]))
+        if 250 <= area <= 1300 and d < best_d:
+            best, best_d = (x, y, np.sqrt(area / np.pi)), d
+    return best
+
+
+def _shaft_line(zs: np.ndarray, centres: np.ndarray, zphys: np.ndarray, bottom: np.ndarray,
+                top: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Shaft centre line at ``zphys``: a cubic through the hole centres within their z range;
+    beyond it straight on to the landmarks (condyles below, neck base above) rather than the
+    cubic's extrapolation, which swings by centimetres with a slice more or less found."""
+    px, py = np.polyfit(zs, centres[:, 0], 3), np.polyfit(zs, centres[:, 1], 3)
+    z0, z1 = zs.min(), zs.max()
+
+    def fit(z):
+        return np.array([np.polyval(px, z), np.polyval(py, z)])
+
+    out = fit(np.clip(zphys, z0, z1))
+    for end, z_end, anchor in ((zphys < z0, z0, bottom), (zphys > z1, z1, top)):
+        if end.any() and abs(anchor[2] - z_end) > 1e-6:
+            f = np.clip((zphys[end] - z_end) / (anchor[2] - z_end), 0.0, 1.0)
+            out[:, end] = fit(z_end)[:, None] + f * (anchor[:2] - fit(z_end))[:, None]
+    return out[0], out[1]
 
 
 def _paint_capsule(mask: np.ndarray, grid: Grid, a: np.ndarray, b: np.ndarray, r: float) -> None:
@@ -177,8 +215,9 @@ def build_template(folder: str | Path, spacing: float = 2.0, progress: Progress 
     plan = plan_structures(folder)
     meshes = _load_meshes(plan)
     allpts = np.concatenate([m.reshape(-1, 3) for m in meshes.values()])
-    lo = np.array([allpts[:, 0].min(), allpts[:, 1].min(), Z_RANGE_MM[0]]) - [MARGIN_MM, MARGIN_MM, 0]
-    hi = np.array([allpts[:, 0].max(), allpts[:, 1].max(), Z_RANGE_MM[1]]) + [MARGIN_MM, MARGIN_MM, 0]
+    z_lo, z_hi = z_range_mm(meshes)
+    lo = np.array([allpts[:, 0].min(), allpts[:, 1].min(), z_lo]) - [MARGIN_MM, MARGIN_MM, 0]
+    hi = np.array([allpts[:, 0].max(), allpts[:, 1].max(), z_hi]) + [MARGIN_MM, MARGIN_MM, 0]
     shape = tuple(int(v) for v in np.ceil((hi - lo) / spacing)[::-1] + 1)
     grid = Grid(tuple(lo), spacing, shape)
     labels = np.zeros(shape, np.uint8)
@@ -206,7 +245,9 @@ def build_template(folder: str | Path, spacing: float = 2.0, progress: Progress 
         labels[femur] = CORTEX
         marrow = ndi.binary_erosion(femur, iterations=2)
         labels[marrow] = MARROW
-        z0 = int((landmarks[side]["condyles"][2] + 70 - grid.origin[2]) / spacing)
+        marks = landmarks[side]
+        z0 = int((marks["condyles"][2] + 70 * _femur_scale(marks["head"][2] - marks["condyles"][2])
+                  - grid.origin[2]) / spacing)
         z1 = int((landmarks[side]["shaft_top"][2] - 10 - grid.origin[2]) / spacing)
         labels[z0:z1][marrow[z0:z1]] = SHAFT_MARROW
     for (side, key), tri in items:
