@@ -108,6 +108,7 @@ def _check_body(t, reference, tol: float) -> None:
     vols, ref = _volumes(t.labels), _volumes(reference.labels)
     assert np.all(vols > 0), f"labels missing: {[v for v, n in zip(THIGH, vols) if not n]}"
     rel = np.abs(vols / ref - 1)
+    print(f"thigh-label volumes off by at most {rel.max():.1%} (label {list(THIGH)[rel.argmax()]})")
     assert rel.max() < tol, f"label {list(THIGH)[rel.argmax()]} volume off by {rel.max():.1%}"
     for v in range(1, LEFT_OFFSET + 1):  # LPS: the right thigh at smaller x than the left
         assert _mean_x(t, [v]) < _mean_x(t, [v + LEFT_OFFSET])

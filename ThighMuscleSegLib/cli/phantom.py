@@ -15,7 +15,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--cases", type=int, default=1, help="number of cases (default 1)")
     parser.add_argument("--seed", type=int, default=0, help="seed of the first case; case i uses seed+i")
     parser.add_argument("--anatomy", type=Path, default=None,
-                        help="folder of *_<Left|Right>_Muscle_<Name>_smooth.stl surfaces "
+                        help="folder of *_<Left|Right>_<Muscle|Bone|Cartilage>_<Name>.stl surfaces of "
+                             "one body, in any frame (found from its anatomy; docs/phantom.md) "
                              "(default: the bundled Visible Human Female template)")
     parser.add_argument("--population", choices=POPULATIONS, default=DEFAULT_POPULATION,
                         help="adult (default): each case draws a body (size, muscle volumes, atrophy, fat, "
