@@ -16,6 +16,7 @@ from ..io import InputError, atomic_path, write_image
 
 def write_dicom_series(ct: sitk.Image, folder: Path, seed: int) -> None:
     """One CT slice per file, geometry in ImagePositionPatient / Orientation, HU via rescale."""
+    folder.parent.mkdir(parents=True, exist_ok=True)  # the staging folder is made beside it
     tmp = Path(tempfile.mkdtemp(prefix=".dicom-", dir=folder.parent))
     try:
         uid_root = "1.2.826.0.1.3680043.10.543."
