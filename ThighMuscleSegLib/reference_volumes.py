@@ -2,7 +2,7 @@
 
 Used by the quality flag (``ThighMuscleSegLib.quality``: a volume far outside the range is a
 sign of a failed segmentation) and meant to be the one copy for the phantom checks too
-(``phantom/reference.py`` holds the same numbers; it should import them from here).
+(``phantom/reference.py`` re-exports them).
 
 Means (cm³) of healthy young adults from MRI: Handsfield GG, Meyer CH, Hart JM, Abel MF,
 Blemker SS. "Relationships of 35 lower limb muscles to height and body mass quantified using

@@ -1,31 +1,8 @@
-"""Published adult thigh-muscle volumes, to check that phantoms are plausible.
-
-Means (cm³) of healthy young adults from MRI: Handsfield GG, Meyer CH, Hart JM, Abel MF,
-Blemker SS. "Relationships of 35 lower limb muscles to height and body mass quantified using
-MRI." J Biomech 2014;47(3):631-638, doi:10.1016/j.jbiomech.2013.12.002 (Table 1; values
-rounded, as recalled here without access to the paper: check them before relying on them).
-Adults span small elderly women (the Visible Human Female was 59) to large men, so the
-plausible range is taken as 0.4x to 2.0x the young-adult mean.
-"""
+"""Published adult thigh-muscle volumes, to check that phantoms are plausible: the one copy
+lives in ``ThighMuscleSegLib.reference_volumes`` (the quality flag reads it too)."""
 
 from __future__ import annotations
 
-# Class key -> young-adult mean volume, cm³ (merged classes are sums of their parts).
-ADULT_MEAN_CM3 = {
-    "sartorius": 170.0,
-    "rectus_femoris": 230.0,
-    "vastus_lateralis": 550.0,
-    "vastus_intermedius": 390.0,
-    "vastus_medialis": 400.0,
-    "gracilis": 105.0,
-    "adductors": 770.0,  # magnus ~480 + longus ~175 + brevis ~115
-    "biceps_femoris": 265.0,  # long head ~170 + short head ~95
-    "semitendinosus": 195.0,
-    "semimembranosus": 235.0,
-}
-RANGE_FACTORS = (0.4, 2.0)
+from ..reference_volumes import ADULT_MEAN_CM3, RANGE_FACTORS, plausible_range_cm3
 
-
-def plausible_range_cm3(key: str) -> tuple[float, float]:
-    mean = ADULT_MEAN_CM3[key]
-    return mean * RANGE_FACTORS[0], mean * RANGE_FACTORS[1]
+__all__ = ["ADULT_MEAN_CM3", "RANGE_FACTORS", "plausible_range_cm3"]
