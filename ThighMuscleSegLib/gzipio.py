@@ -41,11 +41,14 @@ def gzip_file(src: str | os.PathLike, dest: str | os.PathLike, level: int = LEVE
 def write_nifti_gz(image: sitk.Image, dest: str | os.PathLike) -> None:
     """``image`` as a gzip-compressed NIfTI at ``dest`` (the caller makes ``dest`` atomic).
     The uncompressed NIfTI goes to a fresh temporary name beside it, never onto a user's file."""
+    from .io.integrity import verify_written
+
     dest = Path(dest)
     fd, raw = tempfile.mkstemp(prefix=".raw-", suffix=".nii", dir=dest.parent)
     os.close(fd)
     try:
         sitk.WriteImage(image, raw, False)
+        verify_written(raw)  # ITK only prints a short write (disk full, file size limit)
         gzip_file(raw, dest)
     finally:
         os.unlink(raw)

@@ -63,6 +63,7 @@ class StagedOutputs:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._created = missing  # innermost first
             self.staging = Path(tempfile.mkdtemp(prefix=".thighseg-staging-", dir=self.folder))
+            self._identity = _identity(self.folder, self.staging)
         except OSError as e:
             self._remove_created()
             raise OutputError(describe_write_error(e, self.folder)) from None
@@ -70,13 +71,21 @@ class StagedOutputs:
 
     def path(self, name: str) -> Path:
         assert self.staging is not None, "use StagedOutputs as a context manager"
+        self._still_there()
         return self.staging / name
+
+    def _still_there(self) -> None:
+        """The output folder deleted mid-run must not be made again by a writer (atomic_path
+        makes missing parents): the folders must be the very ones made at the start."""
+        if _identity(self.folder, self.staging) != self._identity:
+            raise FileNotFoundError(errno.ENOENT, "the output folder disappeared while writing", str(self.folder))
 
     def __exit__(self, exc_type, exc, tb) -> None:
         assert self.staging is not None
         failure = exc if isinstance(exc, OSError) else None
         if exc_type is None:
             try:
+                self._still_there()
                 for staged in sorted(self.staging.iterdir()):
                     target = self.folder / staged.name
                     os.replace(staged, target)
@@ -93,6 +102,9 @@ class StagedOutputs:
         if failure is None and exc_type is None:
             return None
         self._remove_created()
+        if _identity(self.folder)[0] not in (None, self._identity[0]):  # made again by a writer: ours, empty
+            with contextlib.suppress(OSError):
+                self.folder.rmdir()
         if failure is None:
             return None  # not a write problem: the caller's exception goes on
         message = describe_write_error(failure, self.folder) + "; nothing was written and the input was not touched"
@@ -109,3 +121,15 @@ class StagedOutputs:
         for folder in self._created:
             with contextlib.suppress(OSError):
                 folder.rmdir()  # only when empty: never anything that holds files
+
+
+def _identity(*folders: Path) -> tuple:
+    """(device, inode) of each folder, None for one that is gone."""
+    out = []
+    for f in folders:
+        try:
+            st = os.stat(f)
+            out.append((st.st_dev, st.st_ino))
+        except OSError:
+            out.append(None)
+    return tuple(out)

@@ -64,6 +64,18 @@ def plan(path: str | os.PathLike) -> Callable[[], None] | None:
     return lambda: _check_stream(exp)
 
 
+def verify_written(path: str | os.PathLike) -> None:
+    """After a writer that may not report a failed write (ITK's NIfTI writer only prints
+    "wrote only N of M bytes" when the disk is full or a file size limit is reached): the file
+    must hold all the data its header describes. RuntimeError (a write failure) when not."""
+    try:
+        check = plan(path)
+        if check is not None:
+            check()
+    except InputError as e:
+        raise RuntimeError(f"the file written is incomplete: {e}") from None
+
+
 def check_nifti_header(path: str | os.PathLike) -> None:
     """A NIfTI header's own voxel sizes (pixdim): ITK reads 0 or NaN there as 1 mm, silently."""
     p = Path(path)

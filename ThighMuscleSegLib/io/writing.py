@@ -78,6 +78,7 @@ def write_image(image: sitk.Image, dest: str | os.PathLike, compress: bool = Tru
     A full disk or a lost permission is an ``OSError`` with its errno (ITK's own writer only
     says "could not write", so its failure is turned into the errno that the folder shows)."""
     from ..gzipio import write_nifti_gz
+    from .integrity import verify_written
 
     with atomic_path(dest) as tmp:
         try:
@@ -85,6 +86,7 @@ def write_image(image: sitk.Image, dest: str | os.PathLike, compress: bool = Tru
                 write_nifti_gz(image, tmp)
             else:
                 sitk.WriteImage(image, str(tmp), compress)
+                verify_written(tmp)  # ITK only prints a short write
         except RuntimeError as e:
             need = image.GetNumberOfPixels() * image.GetNumberOfComponentsPerPixel() * image.GetSizeOfPixelComponent()
             raise _os_error_of_failed_write(Path(tmp), e, need) from None
