@@ -26,6 +26,7 @@ import struct
 import subprocess
 import sys
 import tempfile
+import time
 from pathlib import Path
 
 import numpy as np
@@ -568,7 +569,19 @@ def test_a_file_size_limit_is_a_clear_error_and_leaves_nothing(tmp_path, thighs_
 
 
 def _as_unprivileged():
-    if os.geteuid() == 0:  # root writes through any permission: run as nobody
+    """Root writes through any permission: the run gives up the capabilities that let it
+    (CAP_DAC_OVERRIDE, CAP_DAC_READ_SEARCH; Linux), so that the permission bits hold for it;
+    where that is not possible it runs as the user nobody."""
+    if os.geteuid() != 0:
+        return
+    try:
+        import ctypes
+
+        libc = ctypes.CDLL(None, use_errno=True)
+        for cap in (1, 2):  # dropped from the bounding set: the exec'd Python never has them
+            if libc.prctl(24, cap, 0, 0, 0) != 0:  # PR_CAPBSET_DROP
+                raise OSError(ctypes.get_errno(), "prctl(PR_CAPBSET_DROP)")
+    except (OSError, AttributeError):
         os.setgid(65534)
         os.setuid(65534)
 
@@ -601,9 +614,8 @@ def test_write_permission_lost_mid_run(shared_dir, thighs_ct, random_model_file)
         p.chmod(0o644)
     out = shared_dir / "results"
     out.mkdir()
-    if os.geteuid() == 0:
-        os.chown(out, 65534, 65534)
-        shared_dir.chmod(0o777)  # HOME of the unprivileged run (matplotlib's cache)
+    out.chmod(0o777)  # writable by the run, whichever way it is unprivileged
+    shared_dir.chmod(0o777)  # HOME of a run as nobody (matplotlib's cache)
     before = fingerprint(source)
     env = {**os.environ, "HOME": str(shared_dir), "MPLCONFIGDIR": str(shared_dir)}
     proc = _cli(source, "--out", out, "--model", model, preexec_fn=_as_unprivileged, env=env)
@@ -639,7 +651,7 @@ def test_the_output_folder_deleted_mid_run(tmp_path, thighs_ct, random_model_fil
         except FileNotFoundError:
             break
         except OSError:
-            continue
+            time.sleep(0.05)
     proc.stdout.read()
     err = proc.stderr.read()
     proc.wait(timeout=1800)
@@ -713,3 +725,42 @@ def test_a_phantom_series_written_as_jpeg_ls(tmp_path, phantom_ct):
     ct = tio.read_ct(tmp_path / "dicom", thighs=True)
     assert np.array_equal(sitk.GetArrayViewFromImage(ct), sitk.GetArrayViewFromImage(phantom_ct))
     assert tio.same_geometry(ct, phantom_ct, 1e-3)
+
+
+def test_an_output_folder_deleted_while_writing_is_not_made_again(tmp_path, thighs_ct):
+    """atomic_path makes missing parents: a deleted output folder must end the writing, not be
+    made again with half the results in it."""
+    from ThighMuscleSegLib.outputs import StagedOutputs
+
+    out = tmp_path / "results"
+    with pytest.raises(tio.OutputError, match="the output folder disappeared"):
+        with StagedOutputs(out) as stage:
+            tio.write_image(thighs_ct, stage.path("labels.nii.gz"))
+            shutil.rmtree(out)
+            tio.write_image(thighs_ct, stage.path("disagreement.nii.gz"))
+    assert not out.exists()
+
+
+def _write_labels_under_a_file_size_limit(folder: str) -> None:
+    import resource
+
+    signal.signal(signal.SIGXFSZ, signal.SIG_IGN)
+    resource.setrlimit(resource.RLIMIT_FSIZE, (100_000, 100_000))
+    labels = synthetic_thighs()[1]  # 460 800 voxels: ITK's raw NIfTI cannot be written whole
+    try:
+        tio.write_image(labels, Path(folder) / "labels.nii.gz")
+    except OSError as e:
+        print(f"OSError {e.errno}")
+        return
+    print("written")
+
+
+@pytest.mark.skipif(sys.platform == "win32", reason="RLIMIT_FSIZE is POSIX")
+def test_a_short_write_by_itk_is_an_error_not_a_cut_file(tmp_path):
+    """ITK's NIfTI writer only prints 'wrote only N of M bytes' when a write fails: the file
+    written is checked, so a full disk or a size limit never leaves a cut labels.nii.gz."""
+    code = (f"import sys; sys.path.insert(0, {str(Path(__file__).parent)!r}); "
+            f"from test_bad_inputs import _write_labels_under_a_file_size_limit as w; w({str(tmp_path)!r})")
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, timeout=600)
+    assert r.stdout.strip() == "OSError 27", (r.stdout, r.stderr[-2000:])  # EFBIG
+    assert os.listdir(tmp_path) == []  # no cut file, no temporary
