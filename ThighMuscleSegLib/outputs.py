@@ -19,6 +19,7 @@ from pathlib import Path
 from .io import InputError, OutputError, describe_write_error
 from .io.writing import probe_write
 
+MARKER = ".thighseg-run"  # in the staging folder from its start: a folder made again by a writer lacks it
 SEGMENT_OUTPUTS = ("segmentation.seg.nrrd", "labels.nii.gz", "disagreement.nii.gz", "volumes.csv",
                    "report.png", "frames.json", "segmentation.dcm")
 
@@ -63,6 +64,7 @@ class StagedOutputs:
             self.folder.mkdir(parents=True, exist_ok=True)
             self._created = missing  # innermost first
             self.staging = Path(tempfile.mkdtemp(prefix=".thighseg-staging-", dir=self.folder))
+            (self.staging / MARKER).write_bytes(b"")
             self._identity = _identity(self.folder, self.staging)
         except OSError as e:
             self._remove_created()
@@ -77,7 +79,8 @@ class StagedOutputs:
     def _still_there(self) -> None:
         """The output folder deleted mid-run must not be made again by a writer (atomic_path
         makes missing parents): the folders must be the very ones made at the start."""
-        if _identity(self.folder, self.staging) != self._identity:
+        # inode numbers may be reused at once by a folder made again: the marker file tells
+        if not (self.staging / MARKER).is_file() or _identity(self.folder, self.staging) != self._identity:
             raise FileNotFoundError(errno.ENOENT, "the output folder disappeared while writing", str(self.folder))
 
     def __exit__(self, exc_type, exc, tb) -> None:
@@ -86,7 +89,7 @@ class StagedOutputs:
         if exc_type is None:
             try:
                 self._still_there()
-                for staged in sorted(self.staging.iterdir()):
+                for staged in sorted(p for p in self.staging.iterdir() if p.name != MARKER):
                     target = self.folder / staged.name
                     os.replace(staged, target)
                     self.written.append(target)
