@@ -121,13 +121,20 @@ def _wait(job, timeout):
         pytest.fail(f"thighseg segment did not finish within {timeout} s (stage {job.process.state.stage!r})")
 
 
+def _stop(job):
+    job.process.cancel(grace_s=5)
+    job.discard()
+
+
 @pytest.mark.slow  # a real thighseg subprocess
-def test_segmentation_runs_in_a_subprocess_and_lands_in_the_scene(mrml, logic, small_phantom, random_model_file):
+def test_segmentation_runs_in_a_subprocess_and_lands_in_the_scene(mrml, logic, small_phantom, random_model_file,
+                                                                  request):
     from ThighMuscleSegModuleLib.tables import table_rows
 
     ct_node = _phantom_ct_node(mrml, small_phantom)
     nodes_before = mrml.scene.GetNumberOfNodes()
     job = logic.start_segmentation(ct_node, model=str(random_model_file), device="cpu")
+    request.addfinalizer(lambda: _stop(job))  # whatever fails below, nothing is left running or on disk
     state = _wait(job, timeout=600)
     assert state.status == "done", state.message
     assert mrml.scene.GetNumberOfNodes() == nodes_before  # nothing touches the scene until finish
@@ -159,12 +166,13 @@ def test_segmentation_runs_in_a_subprocess_and_lands_in_the_scene(mrml, logic, s
 
 
 @pytest.mark.slow  # a real thighseg subprocess
-def test_cancel_stops_the_run_and_leaves_the_scene_as_it_was(mrml, logic, small_phantom, random_model_file):
+def test_cancel_stops_the_run_and_leaves_the_scene_as_it_was(mrml, logic, small_phantom, random_model_file, request):
     import time
 
     ct_node = _phantom_ct_node(mrml, small_phantom)
     nodes_before = mrml.scene.GetNumberOfNodes()
     job = logic.start_segmentation(ct_node, model=str(random_model_file), device="cpu")
+    request.addfinalizer(lambda: _stop(job))
     deadline = time.time() + 300
     while job.process.poll().stage in ("prepare", "start", "read") and time.time() < deadline:
         time.sleep(0.1)

@@ -13,6 +13,7 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+from ThighMuscleSegLib import classes as C
 from ThighMuscleSegLib import io as tio
 
 REPO = Path(__file__).resolve().parent.parent
@@ -68,7 +69,28 @@ def test_progress_lines_are_json_with_stage_and_percent_and_a_final_done(segment
     from ThighMuscleSegLib import framing
 
     frames = framing.frames_from_json((out / "frames.json").read_text())
-    assert events[-1]["notes"] == framing.notes_for_user(frames)  # what the user must be told
+    quality = events[-1]["quality"]  # per thigh: verdict, muscles to check, every muscle's flag
+    flagged = [q["verdict"] for q in quality.values() if q["to_check"]]
+    assert events[-1]["notes"] == framing.notes_for_user(frames) + flagged  # what the user must be told
+    assert set(quality) == {f.side for f in frames}
+    for side, q in quality.items():
+        assert set(q["muscles"]) == {c.key for c in C.CLASSES}
+        assert q["to_check"] == [k for k, m in q["muscles"].items() if m["quality"] == "check"]
+        assert q["verdict"].startswith(f"{side} thigh: ")
+    assert json.loads((out / "frames.json").read_text())["quality"] == quality
+
+
+def test_volumes_csv_has_a_quality_flag_per_muscle_and_side(segmented):
+    from ThighMuscleSegLib.measure import CSV_COLUMNS, read_volumes_csv
+
+    r, out = segmented
+    header = (out / "volumes.csv").read_text().splitlines()[0].split(",")
+    assert tuple(header) == CSV_COLUMNS and header[-2:] == ["confidence", "quality"]
+    rows = read_volumes_csv(out / "volumes.csv")
+    assert all(row.quality in ("ok", "check") and 0.0 <= row.confidence <= 1.0 for row in rows)
+    last = json.loads(r.stdout.strip().splitlines()[-1])
+    for row in rows:
+        assert last["quality"][row.side]["muscles"][row.muscle]["quality"] == row.quality
 
 
 def test_seg_nrrd_reads_back_in_slicer_with_names_colours_and_terminology(segmented, mrml):

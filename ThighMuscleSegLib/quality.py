@@ -173,12 +173,18 @@ def thigh_verdicts(qualities: list[MuscleQuality]) -> dict[str, dict]:
     return out
 
 
+MAX_NAMED = 4  # a verdict names at most this many muscles (it must fit on one line of the report)
+
+
 def verdict_text(side: str, flagged: list[MuscleQuality], total: int) -> str:
+    """E.g. "right thigh: 2 muscles to check (sartorius, gracilis (missing))"."""
     if not flagged:
         return f"{side} thigh: all {total} muscles ok"
-    names = ", ".join(C.by_key(q.muscle).name.lower() + (" (missing)" if q.missing else "") for q in flagged)
+    names = [C.by_key(q.muscle).name.lower() + (" (missing)" if q.missing else "") for q in flagged]
+    if len(names) > MAX_NAMED:
+        names = names[:MAX_NAMED - 1] + [f"{len(names) - MAX_NAMED + 1} more"]
     noun = "muscle" if len(flagged) == 1 else "muscles"
-    return f"{side} thigh: {len(flagged)} {noun} to check ({names})"
+    return f"{side} thigh: {len(flagged)} {noun} to check ({', '.join(names)})"
 
 
 def with_quality(volumes: list[MuscleVolume], qualities: list[MuscleQuality]) -> list[MuscleVolume]:

@@ -76,9 +76,20 @@ def _cm3(labels: sitk.Image) -> dict[int, float]:
     return {v: float(counts[v]) * voxel_volume_cm3(labels) for v in range(1, NUM_LABELS)}
 
 
+def case_ids(cases: list[Path]) -> list[str]:
+    """A name per case, unique: the folder's name, with its parents where names repeat
+    (``unseen/cases/case_000`` and ``template/cases/case_000``)."""
+    for depth in range(1, 4):
+        ids = ["/".join(c.resolve().parts[-depth:]) for c in cases]
+        if len(set(ids)) == len(ids):
+            return ids
+    return [str(c) for c in cases]
+
+
 def case_samples(case: Path, model, *, damage_per_thigh: int, rng: np.random.Generator, scope: str = "field",
-                 device: str = "cpu", log=print) -> list[dict]:
+                 device: str = "cpu", case_id: str | None = None, log=print) -> list[dict]:
     """Quality features and Dice of every muscle of one case, clean and damaged."""
+    case_id = case_id or case.name
     ct = tio.read_ct(case / "ct.nii.gz")
     gt = sitk.ReadImage(str(case / "labels.nii.gz"))
     if not tio.same_geometry(ct, gt, tol=1e-3):
@@ -94,7 +105,7 @@ def case_samples(case: Path, model, *, damage_per_thigh: int, rng: np.random.Gen
     volumes = _cm3(labels)
     dice, gt_voxels = dice_by_label(sitk.GetArrayViewFromImage(labels), gt_arr, inside)
     stats = {s: p.stats for s, p in preds.items()}
-    samples = [_sample(case, row, dice, gt_voxels, "") for row in Q.feature_rows(stats, volumes)]
+    samples = [_sample(case_id, row, dice, gt_voxels, "") for row in Q.feature_rows(stats, volumes)]
     for frame in frames:
         side, out = frame.side, outputs[frame.side]
         for damage in draw_damages(rng, preds[side].labels, tuple(out.view_labels), damage_per_thigh):
@@ -107,16 +118,16 @@ def case_samples(case: Path, model, *, damage_per_thigh: int, rng: np.random.Gen
             d, g = dice_by_label(sitk.GetArrayViewFromImage(side_ct), gt_arr, inside)
             targets = {C.by_model_id(m).label_value(side) for m in (damage.muscle, damage.other) if m}
             rows = Q.feature_rows({**stats, side: pred.stats}, vols)
-            samples += [_sample(case, r, d, g, damage.describe()) for r in rows if r[0] in targets]
-        log(f"  {case.name} {side}: {damage_per_thigh} damaged copies")
+            samples += [_sample(case_id, r, d, g, damage.describe()) for r in rows if r[0] in targets]
+        log(f"  {case_id} {side}: {damage_per_thigh} damaged copies")
     return [s for s in samples if s is not None]
 
 
-def _sample(case: Path, row: tuple, dice: np.ndarray, gt_voxels: np.ndarray, damage: str) -> dict | None:
+def _sample(case_id: str, row: tuple, dice: np.ndarray, gt_voxels: np.ndarray, damage: str) -> dict | None:
     value, key, side, feats, missing = row
     if gt_voxels[value] == 0:
         return None  # the muscle is not in the ground truth (in scope): nothing to judge
-    return {"case": case.name, "label_value": value, "muscle": key, "side": side, "damaged": damage,
+    return {"case": case_id, "label_value": value, "muscle": key, "side": side, "damaged": damage,
             "dice": float(dice[value]) if not np.isnan(dice[value]) else 0.0, "missing": missing, **feats}
 
 
@@ -141,7 +152,7 @@ def _counts(y, missing, damaged, groups, target_dice: float) -> dict:
 
 
 def fit(samples: list[dict], target_dice: float = 0.80, sensitivity: float = 0.90,
-        false_alarms: float = 0.10) -> tuple[Q.Calibration, dict]:
+        false_alarms: float = 0.10, prefer: str = "sensitivity") -> tuple[Q.Calibration, dict]:
     """A new calibration and its report: ROC, AUROC and the operating point, leave-one-case-out
     (the headline: the threshold is chosen there) and in sample."""
     x, y, missing, damaged, groups = _arrays(samples, target_dice)
@@ -154,7 +165,7 @@ def fit(samples: list[dict], target_dice: float = 0.80, sensitivity: float = 0.9
     conf_in[learn] = F.confidences(x[learn], model)
     conf_cv = np.zeros(len(y))
     conf_cv[learn] = F.cross_validated(x[learn], y[learn], [g for g, k in zip(groups, learn) if k])
-    point_cv = F.choose_threshold(conf_cv, y, sensitivity, false_alarms)
+    point_cv = F.choose_threshold(conf_cv, y, sensitivity, false_alarms, prefer)
     threshold = point_cv["threshold"]
     report = {"mode": "fit", "threshold": threshold, **_counts(y, missing, damaged, groups, target_dice),
               "curves": {"leave-one-case-out": _curve(conf_cv, y, point_cv),
@@ -176,6 +187,7 @@ def evaluate(samples: list[dict], cal: Q.Calibration, sensitivity: float = 0.90,
     point = F.operating_point(conf, y, cal.threshold)
     point["targets"] = {"sensitivity": sensitivity, "false_alarm_rate": false_alarms}
     point["targets_met"] = bool(point["sensitivity"] >= sensitivity and point["false_alarm_rate"] <= false_alarms)
+    point["other_choice"] = None
     for s, c in zip(samples, conf):
         s["confidence"] = float(c)
     return {"mode": "evaluate", "threshold": cal.threshold, **_counts(y, missing, damaged, groups, cal.target_dice),
@@ -185,12 +197,14 @@ def evaluate(samples: list[dict], cal: Q.Calibration, sensitivity: float = 0.90,
 
 def calibrate(case_paths, model_path: Path | None, out_dir: Path, *, damage_per_thigh: int = 3, seed: int = 0,
               scope: str = "field", device: str = "cpu", target_dice: float = 0.80, sensitivity: float = 0.90,
-              false_alarms: float = 0.10, samples_csv: Path | None = None, install: bool = False,
-              evaluate_only: bool = False, log=print) -> tuple[Q.Calibration, dict]:
+              false_alarms: float = 0.10, prefer: str = "sensitivity", samples_csv: Path | None = None,
+              install: bool = False,
+              evaluate_only: bool = False, resume: bool = False, log=print) -> tuple[Q.Calibration, dict]:
     """Segment, damage, measure (or read the samples of an earlier run), fit, and write the
     calibration files into ``out_dir``. samples.csv is written before the fit, so a long run
     is never lost to a fit that cannot be made. ``evaluate_only``: score the installed
-    calibration on these cases instead of fitting one (nothing is installed)."""
+    calibration on these cases instead of fitting one (nothing is installed). ``resume``: keep
+    the cases already in ``out_dir``/samples.csv (same seed: the same damages)."""
     from .quality_report import calibration_json, read_samples_csv, write_calibration_outputs, write_samples_csv
 
     t0 = time.perf_counter()
@@ -203,13 +217,18 @@ def calibrate(case_paths, model_path: Path | None, out_dir: Path, *, damage_per_
 
         cases = find_cases(case_paths)
         model = load_model(model_path)
-        rng = np.random.default_rng(seed)
-        samples = []
-        for n, case in enumerate(cases):
+        samples_path = Path(out_dir) / "samples.csv"
+        samples = read_samples_csv(samples_path) if resume and samples_path.is_file() else []
+        done = {s["case"] for s in samples}
+        for n, (case, case_id) in enumerate(zip(cases, case_ids(cases))):
+            if case_id in done:
+                log(f"[{n + 1}/{len(cases)}] {case}: measured before (--resume)")
+                continue
             log(f"[{n + 1}/{len(cases)}] {case}")
+            rng = np.random.default_rng([seed, n])  # each case's damages, whatever ran before
             samples += case_samples(case, model, damage_per_thigh=damage_per_thigh, rng=rng, scope=scope,
-                                    device=device, log=log)
-        write_samples_csv(samples, Path(out_dir) / "samples.csv")
+                                    device=device, case_id=case_id, log=log)
+            write_samples_csv(samples, samples_path)  # after every case: a stopped run loses one case
         fitted = {"model": Path(model_path).name, "model_sha256": file_sha256(model_path),
                   "case_folders": [str(c) for c in cases], "damage_per_thigh": damage_per_thigh, "seed": seed,
                   "scope": scope}
@@ -218,7 +237,7 @@ def calibrate(case_paths, model_path: Path | None, out_dir: Path, *, damage_per_
         report = evaluate(samples, cal, sensitivity, false_alarms)
         write_calibration_outputs(out_dir, cal, report, samples, write_calibration=False)
         return cal, report
-    cal, report = fit(samples, target_dice, sensitivity, false_alarms)
+    cal, report = fit(samples, target_dice, sensitivity, false_alarms, prefer)
     fitted = {"date": datetime.date.today().isoformat(), "library_version": __version__,
               "command": "thighseg " + " ".join(sys.argv[1:]),
               **fitted, "seconds": round(time.perf_counter() - t0, 1),

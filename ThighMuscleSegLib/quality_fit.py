@@ -7,8 +7,10 @@
 - ``auroc``: the Mann-Whitney probability that a positive (Dice below target) has a lower
   confidence than a negative; ties count one half.
 - ``choose_threshold``: the lowest confidence threshold (fewest flags) that still flags at
-  least ``sensitivity`` of the positives; it reports whether the false-alarm rate there is
-  within ``false_alarms``. Sensitivity comes first: a missed failure costs more than a look.
+  least ``sensitivity`` of the positives, when the false-alarm rate there is within
+  ``false_alarms``. When both cannot be had, sensitivity comes first by default (a missed
+  failure costs more than a look); ``prefer="false-alarms"`` keeps the false-alarm target
+  instead. Either way the other choice is reported beside it.
 - ``cross_validated``: leave-one-case-out confidences (each case's samples scored by a model
   fitted on the other cases), the honest estimate on few cases.
 """
@@ -110,23 +112,54 @@ def operating_point(confidence: np.ndarray, positive: np.ndarray, threshold: flo
             "false_alarm_rate": fp / n_neg if n_neg else float("nan")}
 
 
+PREFERENCES = ("sensitivity", "false-alarms")
+
+
+def _cut(levels: np.ndarray, i: int) -> float:
+    """A threshold just above confidence level i: halfway to the next level."""
+    upper = levels[i + 1] if i + 1 < len(levels) else min(1.0, levels[i] + 1e-3)
+    return float((levels[i] + upper) / 2) if upper > levels[i] else float(levels[i] + 1e-6)
+
+
+def best_within_false_alarms(confidence: np.ndarray, positive: np.ndarray, false_alarms: float = 0.10) -> dict:
+    """The operating point with the most flags whose false-alarm rate stays within ``false_alarms``."""
+    c, pos = np.asarray(confidence, float), np.asarray(positive, bool)
+    best = operating_point(c, pos, float(c.min()) if len(c) else 0.0)
+    levels = np.unique(c)
+    for i in range(len(levels)):
+        point = operating_point(c, pos, _cut(levels, i))
+        if point["false_alarm_rate"] > false_alarms:
+            break
+        best = point
+    return best
+
+
 def choose_threshold(confidence: np.ndarray, positive: np.ndarray, sensitivity: float = 0.90,
-                     false_alarms: float = 0.10) -> dict:
-    """The fewest flags reaching ``sensitivity``; the cut lies halfway to the next confidence."""
+                     false_alarms: float = 0.10, prefer: str = "sensitivity") -> dict:
+    """The threshold (cuts lie halfway between confidence levels). Both targets when they can be
+    met together (the fewest flags reaching ``sensitivity``); otherwise ``prefer`` decides:
+    "sensitivity" keeps the sensitivity target (more false alarms), "false-alarms" keeps the
+    false-alarm target (fewer failures caught)."""
     c, pos = np.asarray(confidence, float), np.asarray(positive, bool)
     if not pos.any():
         raise ValueError("no positive (a muscle below the target Dice) to calibrate on")
+    if prefer not in PREFERENCES:
+        raise ValueError(f"prefer must be one of {PREFERENCES}, not {prefer!r}")
     levels = np.unique(c)
-    chosen = None
-    for i, level in enumerate(levels):
-        upper = levels[i + 1] if i + 1 < len(levels) else min(1.0, level + 1e-3)
-        cut = float((level + upper) / 2) if upper > level else float(level + 1e-6)
-        if operating_point(c, pos, cut)["sensitivity"] >= sensitivity:
-            chosen = cut
+    point = None
+    for i in range(len(levels)):
+        candidate = operating_point(c, pos, _cut(levels, i))
+        if candidate["sensitivity"] >= sensitivity:
+            point = candidate
             break
-    if chosen is None:
-        chosen = float(levels[-1] + 1e-6)
-    point = operating_point(c, pos, chosen)
-    point["targets"] = {"sensitivity": sensitivity, "false_alarm_rate": false_alarms}
-    point["targets_met"] = bool(point["sensitivity"] >= sensitivity and point["false_alarm_rate"] <= false_alarms)
+    if point is None:
+        point = operating_point(c, pos, _cut(levels, len(levels) - 1))
+    alternative = best_within_false_alarms(c, pos, false_alarms)
+    met = bool(point["sensitivity"] >= sensitivity and point["false_alarm_rate"] <= false_alarms)
+    if not met and prefer == "false-alarms":
+        point, alternative = alternative, point
+    point = dict(point)
+    point["targets"] = {"sensitivity": sensitivity, "false_alarm_rate": false_alarms, "prefer": prefer}
+    point["targets_met"] = met
+    point["other_choice"] = None if met else alternative  # what the other preference would give
     return point

@@ -73,6 +73,7 @@ def read_samples_csv(path: str | Path) -> list[dict]:
         rows = []
         for r in reader:
             row = {k: r[k] for k in ("case", "muscle", "side", "damaged") if k in r}
+            row["damaged"] = row.get("damaged") or ""
             row.update({"label_value": int(r["label_value"]), "dice": float(r["dice"]),
                         "missing": r["missing"].strip().lower() == "true"})
             row.update({name: float(r[name]) for name in Q.FEATURES})
@@ -90,6 +91,14 @@ def _row(name: str, curve: dict) -> str:
     return (f"| {name} | {'n/a' if math.isnan(auc) else f'{auc:.3f}'} | {_pct(p['sensitivity'])} | "
             f"{_pct(p['false_alarm_rate'])} | {p['flagged_positives']} / {p['positives']} | "
             f"{p['flagged_negatives']} / {p['negatives']} |")
+
+
+def _other(point: dict) -> str:
+    other = point.get("other_choice")
+    if not other:
+        return ""
+    return (f" The other choice, threshold {other['threshold']:.3f}, would give sensitivity "
+            f"{_pct(other['sensitivity'])} at {_pct(other['false_alarm_rate'])} false alarms.")
 
 
 def summary_markdown(cal: Q.Calibration, report: dict) -> str:
@@ -116,7 +125,7 @@ def summary_markdown(cal: Q.Calibration, report: dict) -> str:
         f"Threshold: a muscle is `check` when its confidence is below **{report['threshold']:.3f}** ({how}); "
         f"targets sensitivity ≥ {_pct(point['targets']['sensitivity'])} and false alarms ≤ "
         f"{_pct(point['targets']['false_alarm_rate'])} {'met' if point['targets_met'] else '**not met**'} "
-        f"({head_name}).", "",
+        f"({head_name})." + _other(point), "",
         "| | AUROC | sensitivity | false-alarm rate | flagged positives | flagged negatives |",
         "| --- | --- | --- | --- | --- | --- |",
         *[_row(name, c) for name, c in report["curves"].items()],

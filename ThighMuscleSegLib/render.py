@@ -149,11 +149,12 @@ def _draw_volumes(ax, cm3: dict[int, float], flags: dict[int, str] | None = None
         text = f"{r:.0f} / {l:.0f}" + ("" if np.isnan(asym) else f"  {asym:+.0f}%")
         ax.text(max(r, l) + top * 0.02, i, text, va="center", fontsize=7)
     marks = check_marks(flags or {})
-    for i, c in enumerate(C.CLASSES):
-        if c.key in marks:  # the quality flag: this muscle needs a look before its volume is used
-            ax.get_yticklabels()[i].set_color(NOTE_RGB)
-            ax.text(1.0, i, marks[c.key], transform=ax.get_yaxis_transform(), va="center", ha="right",
-                    fontsize=8, weight="bold", color=NOTE_RGB)
+    if marks:  # the quality flag: these muscles need a look before their volumes are used
+        ax.set_yticks(y, [f"{marks[c.key]}  {c.name}" if c.key in marks else c.name for c in C.CLASSES], fontsize=8)
+        for label, c in zip(ax.get_yticklabels(), C.CLASSES):
+            if c.key in marks:
+                label.set_color(NOTE_RGB)
+                label.set_fontweight("bold")
     ax.set_title("Volume R / L (cm³), asymmetry %" + (f"\n{len(marks)} to check (red)" if marks else ""),
                  fontsize=9, color=NOTE_RGB if marks else "black")
     for side in ("top", "right"):

@@ -8,7 +8,8 @@ from ThighMuscleSegLib.measure import MuscleVolume, VolumeChange
 
 VOLUME_COLUMNS = (("Muscle", "name", "string"), ("Side", "side", "string"), ("Label", "label_value", "int"),
                   ("Volume (cm3)", "volume_cm3", "double"), ("Mean HU", "mean_hu", "double"),
-                  ("Asymmetry R-L (%)", "asymmetry_percent", "double"), ("Voxels", "voxels", "int"))
+                  ("Asymmetry R-L (%)", "asymmetry_percent", "double"), ("Voxels", "voxels", "int"),
+                  ("Quality", "quality", "string"), ("Confidence", "confidence", "double"))
 CHANGE_COLUMNS = (("Muscle", "name", "string"), ("Side", "side", "string"),
                   ("Prior (cm3)", "prior_cm3", "double"), ("Current (cm3)", "current_cm3", "double"),
                   ("Change (cm3)", "change_cm3", "double"), ("Change (%)", "change_percent", "double"))

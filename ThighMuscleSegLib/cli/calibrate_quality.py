@@ -30,9 +30,13 @@ def add_arguments(parser) -> None:
     parser.add_argument("--sensitivity", type=float, default=0.90, help="share of failures to flag (default 0.90)")
     parser.add_argument("--false-alarms", type=float, default=0.10,
                         help="the false-alarm rate to stay within where possible (default 0.10)")
+    parser.add_argument("--resume", action="store_true",
+                        help="keep the cases already measured in --out (samples.csv is written after every case)")
     parser.add_argument("--evaluate", action="store_true",
                         help="score the installed calibration on these cases instead of fitting one (nothing is "
                              "installed): ROC, AUROC, sensitivity and false alarms at its threshold")
+    parser.add_argument("--prefer", choices=("sensitivity", "false-alarms"), default="sensitivity",
+                        help="when both targets cannot be met: keep the sensitivity (default) or the false-alarm rate")
     parser.add_argument("--install", action="store_true",
                         help="also make this the library's calibration (ThighMuscleSegLib/data/quality_calibration.json)")
 
@@ -50,9 +54,9 @@ def run(args) -> int:
     model = None if args.samples else (Path(args.model) if args.model else default_model_path())
     cal, report = calibrate(args.data, model, Path(args.out), damage_per_thigh=args.damage_per_thigh, seed=args.seed,
                             scope=args.scope, device=args.device, target_dice=args.target_dice,
-                            sensitivity=args.sensitivity, false_alarms=args.false_alarms,
+                            sensitivity=args.sensitivity, false_alarms=args.false_alarms, prefer=args.prefer,
                             samples_csv=Path(args.samples) if args.samples else None, install=args.install,
-                            evaluate_only=args.evaluate,
+                            evaluate_only=args.evaluate, resume=args.resume,
                             log=lambda m: print(m, file=sys.stderr, flush=True))
     name, curve = next(iter(report["curves"].items()))
     point = curve["at_threshold"]
