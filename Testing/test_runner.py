@@ -76,15 +76,21 @@ def test_a_crash_reports_the_last_stderr_line():
     assert state.status == "error" and "corrupt file" in state.message
 
 
-def test_cancel_returns_at_once_and_a_process_ignoring_sigterm_is_killed_after_the_grace_time():
-    code = ("import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
-            "print('{\"stage\": \"read\", \"percent\": 1}', flush=True); time.sleep(120)")
+
+def _started_until_read(code: str) -> "R.ThighsegProcess":
+    """A run of ``code`` started, once it has reported its first stage ("read")."""
     p = R.ThighsegProcess([], command=_python(code))
     p.start()
     deadline = time.monotonic() + 30
     while p.poll().stage != "read":
         assert time.monotonic() < deadline
         time.sleep(0.01)
+    return p
+
+def test_cancel_returns_at_once_and_a_process_ignoring_sigterm_is_killed_after_the_grace_time():
+    code = ("import signal, sys, time; signal.signal(signal.SIGTERM, signal.SIG_IGN); "
+            "print('{\"stage\": \"read\", \"percent\": 1}', flush=True); time.sleep(120)")
+    p = _started_until_read(code)
     t0 = time.monotonic()
     p.cancel(grace_s=1.0)
     assert time.monotonic() - t0 < 0.2  # the GUI thread is back at once
@@ -167,12 +173,7 @@ def test_cancel_stops_what_the_command_started_too():
     code = ("import subprocess, sys, time; "
             "c = subprocess.Popen([sys.executable, '-c', 'import time; time.sleep(120)']); "
             "print('{\"stage\": \"read\", \"message\": \"%d\"}' % c.pid, flush=True); time.sleep(120)")
-    p = R.ThighsegProcess([], command=_python(code))
-    p.start()
-    deadline = time.monotonic() + 30
-    while p.poll().stage != "read":
-        assert time.monotonic() < deadline
-        time.sleep(0.01)
+    p = _started_until_read(code)
     grandchild = int(p.state.message)
     assert _alive(grandchild)
     p.cancel(grace_s=2.0)
