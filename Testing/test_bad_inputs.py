@@ -327,14 +327,14 @@ def test_existing_results_are_kept_and_refused_before_the_run(segment, tmp_path,
     (out / "volumes.csv").write_text("earlier")
     code, _, err = segment(_write(tmp_path, thighs_ct), "--out", out)
     assert code == 2 and "already holds results" in err and "reading" not in err  # refused before reading
-    assert (out / "volumes.csv").read_text() == "earlier"
+    assert (out / "volumes.csv").read_text(encoding="utf-8") == "earlier"
 
 
 def test_an_output_path_that_is_a_file(segment, tmp_path, thighs_ct):
     (tmp_path / "results").write_text("not a folder")
     code, _, err = segment(_write(tmp_path, thighs_ct), "--out", tmp_path / "results")
     assert code == 2 and "is a file, not a folder" in err
-    assert (tmp_path / "results").read_text() == "not a folder"
+    assert (tmp_path / "results").read_text(encoding="utf-8") == "not a folder"
 
 
 # --- DICOM, the way archives hold it ------------------------------------------------------------------

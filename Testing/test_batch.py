@@ -287,7 +287,7 @@ def test_tables_have_the_contract_columns_and_parquet_matches_csv(tmp_path):
              "measurements": {"right_sartorius_volume_cm3": 101.5, "left_sartorius_volume_cm3": 99.0,
                               "right_sartorius_voxels": 1234, "right_sartorius_quality": "ok"}}]
     csv_path, pq_path = write_tables(tmp_path, rows)
-    header = next(csv.reader(open(csv_path)))
+    header = next(csv.reader(open(csv_path, encoding="utf-8")))
     assert header[:len(BASE_COLUMNS)] == list(BASE_COLUMNS)
     for col in ("case_id", "input", "subject", "date", "status", "error", "seconds", "device"):
         assert col in header
@@ -321,7 +321,7 @@ def test_good_cases_finish_and_bad_ones_are_failed_rows_with_their_message(first
     a = rows["case_a"]
     assert a["device"] == "cpu" and float(a["seconds"]) > 0 and float(a["cpu_seconds"]) > 0
     assert float(a["peak_rss_mb"]) > 50 and a["input_sha256"] and a["height_cm"]
-    volumes = list(csv.DictReader(open(out / "cases" / "case_a" / "volumes.csv")))
+    volumes = list(csv.DictReader(open(out / "cases" / "case_a" / "volumes.csv", encoding="utf-8")))
     for v in volumes:  # the table's measurements are the case folder's volumes.csv
         assert float(a[f"{v['side']}_{v['muscle']}_volume_cm3"]) == pytest.approx(float(v["volume_cm3"]), abs=1e-3)
     assert (out / "cohort_report.png").stat().st_size > 20_000
@@ -344,7 +344,7 @@ def test_a_good_case_equals_thighseg_segment_on_the_same_file(first_run, cohort,
         a = sitk.GetArrayFromImage(sitk.ReadImage(str(case / name)))
         b = sitk.GetArrayFromImage(sitk.ReadImage(str(ref / name)))
         assert np.array_equal(a, b), name
-    assert (case / "volumes.csv").read_text() == (ref / "volumes.csv").read_text()
+    assert (case / "volumes.csv").read_text(encoding="utf-8") == (ref / "volumes.csv").read_text(encoding="utf-8")
 
 
 def test_a_second_run_skips_everything_without_starting_a_worker(first_run, cohort, random_model_file):
@@ -427,7 +427,7 @@ def test_a_run_stopped_halfway_and_restarted_finishes_every_case_exactly_once(
     assert len(rows) == 2 and {v["status"] for v in rows.values()} == {"done", "skipped"}
     kept = rows[first_done["case_id"]]
     assert kept["status"] == "skipped" and kept["finished_at"] == first_done["finished_at"]
-    records = [json.loads(x) for x in (out / ".thighseg-batch" / "records.jsonl").read_text().splitlines()]
+    records = [json.loads(x) for x in (out / ".thighseg-batch" / "records.jsonl").read_text(encoding="utf-8").splitlines()]
     assert sorted(rec["row"]["case_id"] for rec in records) == sorted(rows)  # each case segmented exactly once
     dicom = next(v for v in rows.values() if v["case_id"].startswith("PH"))
     assert dicom["subject"] == "PH000011" and "segmentation.dcm" in os.listdir(out / "cases" / dicom["case_id"])

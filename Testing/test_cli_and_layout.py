@@ -64,7 +64,7 @@ def test_library_source_never_imports_slicer_or_qt():
 
 
 def test_extension_cmake_declares_what_slicer_needs():
-    top = (REPO / "CMakeLists.txt").read_text()
+    top = (REPO / "CMakeLists.txt").read_text(encoding="utf-8")
     for var in ("EXTENSION_HOMEPAGE", "EXTENSION_CATEGORY", "EXTENSION_CONTRIBUTORS",
                 "EXTENSION_DESCRIPTION", "EXTENSION_ICONURL", "EXTENSION_SCREENSHOTURLS"):
         assert re.search(rf"set\({var} \S", top), var
@@ -75,7 +75,7 @@ def test_extension_cmake_declares_what_slicer_needs():
 
 def test_module_cmake_lists_only_files_that_exist_and_every_module_script():
     module_dir = REPO / "ThighMuscleSeg"
-    text = (module_dir / "CMakeLists.txt").read_text().replace("${MODULE_NAME}", "ThighMuscleSeg")
+    text = (module_dir / "CMakeLists.txt").read_text(encoding="utf-8").replace("${MODULE_NAME}", "ThighMuscleSeg")
     listed = set(re.findall(r"^\s+([\w/]+\.(?:py|png|ui))\s*$", text, re.M))
     assert listed, "no files found in ThighMuscleSeg/CMakeLists.txt"
     for rel in listed:

@@ -22,7 +22,7 @@ def test_evaluate_folders_of_cases_writes_csv_and_markdown(tmp_path, capsys):
     out = capsys.readouterr().out
     assert "| 3 | Right vastus lateralis | 2 | 0.500 ± 0.707 |" in out
     assert "| 1 | Right sartorius | 2 | 1.000 ± 0.000 | 0.00 ± 0.00 |" in out
-    lines = (tmp_path / "ev" / "scores.csv").read_text().splitlines()
+    lines = (tmp_path / "ev" / "scores.csv").read_text(encoding="utf-8").splitlines()
     assert lines[0].startswith("case,label_value,name,dice,asd_mm,hd95_mm")
     assert len(lines) == 1 + 2 * 20
 

@@ -16,7 +16,7 @@ from ThighMuscleSegLib.framing.frame import ThighFrame, rotation_z_to
 def case(small_phantom):
     ct = sitk.ReadImage(str(small_phantom / "ct.nii.gz"))
     labels = sitk.ReadImage(str(small_phantom / "labels.nii.gz"))
-    params = json.loads((small_phantom / "case.json").read_text())
+    params = json.loads((small_phantom / "case.json").read_text(encoding="utf-8"))
     return ct, labels, params, F.frame_thighs(ct)
 
 

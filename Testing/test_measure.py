@@ -50,7 +50,7 @@ def test_csv_round_trip_and_columns(tmp_path):
     ct, labels = _case()
     rows = muscle_volumes(ct, labels)
     path = write_volumes_csv(rows, tmp_path / "volumes.csv")
-    with open(path, newline="") as f:
+    with open(path, newline="", encoding="utf-8") as f:
         table = list(csv.reader(f))
     assert tuple(table[0]) == CSV_COLUMNS and len(table) == 21
     assert table[1][CSV_COLUMNS.index("volume_cm3")] == "0.200"

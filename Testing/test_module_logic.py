@@ -96,7 +96,7 @@ def test_volume_table_exports_to_csv(mrml, logic, tmp_path):
     rows = logic.volumes_of(seg, ct_node)
     node = T.volume_table(mrml.scene, rows, "volumes")
     out = logic.export_table(node, tmp_path / "export" / "volumes.csv")
-    read = list(csv.DictReader(out.open()))
+    read = list(csv.DictReader(out.open(encoding="utf-8")))
     assert len(read) == 20
     assert read[0]["Muscle"] == "Right sartorius"
     assert float(read[0]["Volume (cm3)"]) == pytest.approx(rows[0].volume_cm3)
@@ -144,7 +144,7 @@ def test_segmentation_runs_in_a_subprocess_and_lands_in_the_scene(mrml, logic, s
     from ThighMuscleSegLib.framing import frames_from_json, notes_for_user
 
     flagged = [q["verdict"] for q in state.result["quality"].values() if q["to_check"]]  # thighs to check
-    assert result.notes == notes_for_user(frames_from_json((job.out_dir / "frames.json").read_text())) + flagged
+    assert result.notes == notes_for_user(frames_from_json((job.out_dir / "frames.json").read_text(encoding="utf-8"))) + flagged
     gracilis = next(s for s in C.segments() if s.name == "Left gracilis")
     assert seg.GetSegment(seg.GetSegmentIdBySegmentName("Left gracilis")).GetTerminology() == \
         gracilis.slicer_terminology()

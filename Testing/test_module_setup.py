@@ -70,7 +70,7 @@ def test_the_module_calls_no_mrml_method_slicer_5_8_lacks_unless_it_checks_first
     for path in MODULE_SOURCES:
         for n, line in enumerate(path.read_text(encoding="utf-8").splitlines(), 1):
             for name in NOT_IN_SLICER_5_8:
-                if re.search(rf"\.{name}\(", line) and f'hasattr(node, "{name}")' not in path.read_text():
+                if re.search(rf"\.{name}\(", line) and f'hasattr(node, "{name}")' not in path.read_text(encoding="utf-8"):
                     pytest.fail(f"{path.relative_to(REPO)}:{n} calls {name}(), which Slicer 5.8 lacks: {line.strip()}")
 
 

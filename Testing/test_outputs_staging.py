@@ -27,10 +27,10 @@ def test_existing_results_are_not_overwritten_without_asking(tmp_path):
     with pytest.raises(InputError, match="already holds results"):
         with StagedOutputs(tmp_path):
             pass
-    assert (tmp_path / "labels.nii.gz").read_text() == "earlier result"
+    assert (tmp_path / "labels.nii.gz").read_text(encoding="utf-8") == "earlier result"
     with StagedOutputs(tmp_path, overwrite=True) as stage:
         stage.path("labels.nii.gz").write_text("new")
-    assert (tmp_path / "labels.nii.gz").read_text() == "new"
+    assert (tmp_path / "labels.nii.gz").read_text(encoding="utf-8") == "new"
 
 
 def test_progress_is_weighted_monotonic_and_cancellable():

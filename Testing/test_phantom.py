@@ -141,7 +141,7 @@ def test_write_and_dicom_round_trip(case, tmp_path):
     dcm = read_ct(folder / "dicom")
     assert same_geometry(dcm, case.ct, tol=1e-3)
     assert np.array_equal(sitk.GetArrayFromImage(dcm), sitk.GetArrayFromImage(case.ct))
-    assert json.loads((folder / "case.json").read_text())["seed"] == SEED
+    assert json.loads((folder / "case.json").read_text(encoding="utf-8"))["seed"] == SEED
 
 
 def test_name_matching_handles_spelling_variants():

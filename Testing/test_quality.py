@@ -156,14 +156,14 @@ def test_calibration_command_writes_roc_auroc_and_threshold(tmp_path):
                         str(samples), "--out", str(out)], capture_output=True, text=True, cwd=REPO, timeout=300)
     assert r.returncode == 0, r.stderr
     assert {p.name for p in out.iterdir()} >= {"quality_calibration.json", "roc.json", "roc.png", "summary.md"}
-    roc = json.loads((out / "roc.json").read_text())
+    roc = json.loads((out / "roc.json").read_text(encoding="utf-8"))
     curve = roc["curves"]["leave-one-case-out"]
     assert 0.8 < curve["auroc"] <= 1.0 and roc["curves"]["in sample"]["auroc"] >= curve["auroc"] - 0.05
     point = curve["at_threshold"]
     assert point["sensitivity"] >= 0.9 and point["positives"] == 15
     cal = Q.load_calibration(out / "quality_calibration.json")
     assert cal.weights[Q.FEATURES.index("view_disagreement")] > 0 and min(cal.weights) >= 0
-    assert "AUROC" in (out / "summary.md").read_text() and (out / "roc.png").stat().st_size > 10_000
+    assert "AUROC" in (out / "summary.md").read_text(encoding="utf-8") and (out / "roc.png").stat().st_size > 10_000
     assert "AUROC" in r.stdout
 
 

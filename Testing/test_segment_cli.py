@@ -50,7 +50,7 @@ def test_frames_json_holds_the_fields_that_hold_every_label(segmented, small_pha
     from ThighMuscleSegLib import framing
 
     _, out = segmented
-    frames = framing.frames_from_json((out / "frames.json").read_text())
+    frames = framing.frames_from_json((out / "frames.json").read_text(encoding="utf-8"))
     assert sorted(f.side for f in frames) == ["left", "right"]
     labels = sitk.ReadImage(str(out / "labels.nii.gz"))
     inside = framing.field_mask(frames, labels)
@@ -68,7 +68,7 @@ def test_progress_lines_are_json_with_stage_and_percent_and_a_final_done(segment
     assert {"frame", "infer right", "infer left", "write"} <= {e["stage"] for e in events}
     from ThighMuscleSegLib import framing
 
-    frames = framing.frames_from_json((out / "frames.json").read_text())
+    frames = framing.frames_from_json((out / "frames.json").read_text(encoding="utf-8"))
     quality = events[-1]["quality"]  # per thigh: verdict, muscles to check, every muscle's flag
     flagged = [q["verdict"] for q in quality.values() if q["to_check"]]
     assert events[-1]["notes"] == framing.notes_for_user(frames) + flagged  # what the user must be told
@@ -77,14 +77,14 @@ def test_progress_lines_are_json_with_stage_and_percent_and_a_final_done(segment
         assert set(q["muscles"]) == {c.key for c in C.CLASSES}
         assert q["to_check"] == [k for k, m in q["muscles"].items() if m["quality"] == "check"]
         assert q["verdict"].startswith(f"{side} thigh: ")
-    assert json.loads((out / "frames.json").read_text())["quality"] == quality
+    assert json.loads((out / "frames.json").read_text(encoding="utf-8"))["quality"] == quality
 
 
 def test_volumes_csv_has_a_quality_flag_per_muscle_and_side(segmented):
     from ThighMuscleSegLib.measure import CSV_COLUMNS, read_volumes_csv
 
     r, out = segmented
-    header = (out / "volumes.csv").read_text().splitlines()[0].split(",")
+    header = (out / "volumes.csv").read_text(encoding="utf-8").splitlines()[0].split(",")
     assert tuple(header) == CSV_COLUMNS and header[-2:] == ["confidence", "quality"]
     rows = read_volumes_csv(out / "volumes.csv")
     assert all(row.quality in ("ok", "check") and 0.0 <= row.confidence <= 1.0 for row in rows)

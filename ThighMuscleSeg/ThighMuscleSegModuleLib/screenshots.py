@@ -205,8 +205,8 @@ def offscreen_rendering_problem() -> str | None:
              "w.AddRenderer(vtk.vtkRenderer()); w.Render();"
              "import sys; sys.exit(0 if w.SupportsOpenGL() else 3)")
     try:
-        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True,
-                              timeout=60, env=os.environ.copy())
+        done = subprocess.run([sys.executable, "-c", probe], capture_output=True, text=True, encoding="utf-8",
+                              errors="replace", timeout=60, env=os.environ.copy())
     except (OSError, subprocess.TimeoutExpired) as e:
         return f"offscreen OpenGL probe failed to run: {e}"
     if done.returncode == 0:

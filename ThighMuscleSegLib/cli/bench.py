@@ -78,7 +78,7 @@ def _segment(ct_path: Path, model: Path, device: str, out: Path) -> dict:
     t0 = time.perf_counter()
     r = subprocess.run([sys.executable, "-m", "ThighMuscleSegLib.cli.main", "segment", str(ct_path), "--out",
                         str(out), "--model", str(model), "--device", device, "--progress", "json"],
-                       capture_output=True, text=True)
+                       capture_output=True, text=True, encoding="utf-8", errors="replace")
     wall = time.perf_counter() - t0
     if r.returncode != 0:
         raise RuntimeError(f"segment failed on {device}: {r.stderr.strip().splitlines()[-1:]}")
@@ -157,7 +157,7 @@ def _framing_bench(work: Path, seed: int, slices: int = 600) -> dict:
             "'extra_peak_mb': None if after is None else round((after - before) / 1024, 1),"
             "'float_copy_mb': round(4 * numpy.prod(ct.GetSize()) / 2**20, 1), 'ct_size': list(ct.GetSize()),"
             "'thighs': len(frames)}))")
-    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True)
+    r = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, encoding="utf-8", check=True)
     return json.loads(r.stdout)
 
 

@@ -50,7 +50,16 @@ def _load(module: str):
     return importlib.import_module(f"{__package__}.{module}")
 
 
+def _printable_anywhere() -> None:
+    """Messages carry "×", "³" and "±"; on an ASCII console (LC_ALL=C without UTF-8 mode)
+    print them escaped instead of dying with UnicodeEncodeError."""
+    for stream in (sys.stdout, sys.stderr):
+        if hasattr(stream, "reconfigure") and "utf" not in (stream.encoding or "").lower():
+            stream.reconfigure(errors="backslashreplace")
+
+
 def main(argv: list[str] | None = None) -> int:
+    _printable_anywhere()
     parser = build_parser()
     args = parser.parse_args(argv)
     if not args.command:

@@ -105,7 +105,7 @@ def _lock(out: Path):
     """One batch per output folder at a time (POSIX advisory lock; elsewhere no lock)."""
     path = out / ".thighseg-batch" / "lock"
     path.parent.mkdir(parents=True, exist_ok=True)
-    f = open(path, "w")
+    f = open(path, "w", encoding="utf-8")
     try:
         try:
             import fcntl

@@ -80,7 +80,7 @@ class _Cost:
     @staticmethod
     def _reset_peak() -> None:
         try:  # Linux: writing 5 to clear_refs resets the peak RSS (VmHWM)
-            with open("/proc/self/clear_refs", "w") as f:
+            with open("/proc/self/clear_refs", "w", encoding="ascii") as f:
                 f.write("5")
         except OSError:
             pass
@@ -98,7 +98,7 @@ def _cpu_seconds() -> float:
 
 def _peak_rss_mb() -> float | None:
     try:
-        with open("/proc/self/status") as f:
+        with open("/proc/self/status", encoding="ascii") as f:
             for line in f:
                 if line.startswith("VmHWM:"):
                     return round(int(line.split()[1]) / 1024, 1)

@@ -276,12 +276,12 @@ def save_template(t: Template, folder: str | Path) -> None:
     folder.mkdir(parents=True, exist_ok=True)
     sitk.WriteImage(t.image(t.labels), str(folder / "template_labels.nii.gz"), True)
     (folder / "template.json").write_text(json.dumps(
-        {"spacing": t.spacing, "origin": list(t.origin), "landmarks": t.landmarks}, indent=1))
+        {"spacing": t.spacing, "origin": list(t.origin), "landmarks": t.landmarks}, indent=1), encoding="utf-8")
 
 
 def load_template(folder: str | Path = DATA_DIR) -> Template:
     folder = Path(folder)
-    meta = json.loads((folder / "template.json").read_text())
+    meta = json.loads((folder / "template.json").read_text(encoding="utf-8"))
     lab = sitk.GetArrayFromImage(sitk.ReadImage(str(folder / "template_labels.nii.gz")))
     return Template(lab, tuple(meta["origin"]), float(meta["spacing"]), meta["landmarks"])
 

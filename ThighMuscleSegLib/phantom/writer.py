@@ -66,7 +66,7 @@ def write_case(case, folder: str | Path, fmt: str = "nifti") -> Path:
     if fmt == "dicom":
         write_dicom_series(case.ct, folder / "dicom", int(case.params.get("seed", 0)))
     with atomic_path(folder / "case.json") as tmp:
-        tmp.write_text(json.dumps(case.params, indent=1, default=_json_default))
+        tmp.write_text(json.dumps(case.params, indent=1, default=_json_default), encoding="utf-8")
     return folder
 
 
