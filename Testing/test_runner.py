@@ -137,7 +137,7 @@ def test_non_ascii_progress_arrives_intact(monkeypatch):
     monkeypatch.setenv("LC_ALL", "C")
     monkeypatch.delenv("PYTHONIOENCODING", raising=False)
     message = "Oberschenkel – Muskeln µ 5 cm³"
-    code = f"import json; print(json.dumps({{'stage': 'done', 'message': {message!r}}}, ensure_ascii=False))"
+    code = f"import json; print(json.dumps({{'stage': 'done', 'message': {message!a}}}, ensure_ascii=False))"
     p = R.ThighsegProcess([], command=_python(code))
     p.start()
     state = _poll_until_over(p)
