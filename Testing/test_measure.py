@@ -85,7 +85,7 @@ def test_bad_inputs_are_refused():
 
 
 def test_label_counts_match_bincount_across_slab_boundaries():
-    from ThighMuscleSegLib import measure
+    from ThighMuscleSegLib.measure import volumes as measure
 
     arr = np.random.default_rng(3).integers(0, 256, (3, measure._SLAB_VOXELS // 1000 + 7, 1000), dtype=np.uint8)
     assert np.array_equal(label_counts(arr), np.bincount(arr.ravel(), minlength=256))

@@ -19,8 +19,8 @@ from pathlib import Path
 import numpy as np
 import SimpleITK as sitk
 
-from . import classes as C
-from .io import InputError, atomic_path, same_geometry
+from .. import classes as C
+from ..io import InputError, atomic_path, same_geometry
 
 NUM_LABELS = 2 * C.NUM_MUSCLES + 1
 _SLAB_VOXELS = 1 << 20  # bincount copies each slab as int64 / float64: keep it small
