@@ -199,3 +199,41 @@ def model_ids_to_ct_labels(ids, side: str):
     if _side(side) == "right":
         return arr.copy()
     return np.where(arr > 0, arr + LEFT_OFFSET, 0).astype(np.uint8)
+
+
+@dataclass(frozen=True)
+class MuscleGroup:
+    """Muscles of one thigh reported together (a row of measurements.csv per side)."""
+
+    key: str  # machine name; never a class key, so a row's ``muscle`` names one thing
+    name: str  # display name
+    members: tuple[str, ...]  # class keys
+    source: str  # where the grouping is stated
+
+    def side_name(self, side: str) -> str:
+        return f"{_side(side).capitalize()} {self.name[0].lower()}{self.name[1:]}"
+
+    def label_values(self, side: str) -> tuple[int, ...]:
+        return tuple(by_key(k).label_value(side) for k in self.members)
+
+
+# The groups follow the thigh's fascial compartments. The quadriceps femoris is the four
+# muscles inserting through the quadriceps tendon (sartorius shares the anterior compartment
+# but not the tendon, so it is only in "all ten"). The hamstrings are the posterior
+# compartment; the class "biceps_femoris" merges the long head with the short head, which
+# does not cross the hip, so the group holds both heads. The adductor group is the medial
+# compartment: adductor longus, brevis and magnus (the class "adductors") and gracilis, the
+# grouping both sources below state (pectineus and obturator externus are not segmented).
+SRC_QUADRICEPS = ("anatomyexpert.com/app/structure/5740/1630/ (thigh anterior compartment muscles: "
+                  "the four forming the quadriceps tendon); Gray's Anatomy 41st ed. (2016), thigh")
+SRC_HAMSTRINGS = "teachmeanatomy.info/lower-limb/muscles/thigh/hamstrings/ (posterior compartment)"
+SRC_ADDUCTORS = ("teachmeanatomy.info/lower-limb/muscles/thigh/medial-compartment/; "
+                 "imaios.com/en/e-Anatomy/Anatomical-Parts/Medial-compartment-of-thigh (medial compartment)")
+
+GROUPS: tuple[MuscleGroup, ...] = (
+    MuscleGroup("quadriceps", "Quadriceps",
+                ("rectus_femoris", "vastus_lateralis", "vastus_intermedius", "vastus_medialis"), SRC_QUADRICEPS),
+    MuscleGroup("hamstrings", "Hamstrings", ("biceps_femoris", "semitendinosus", "semimembranosus"), SRC_HAMSTRINGS),
+    MuscleGroup("adductor_group", "Adductor group (adductors and gracilis)", ("adductors", "gracilis"), SRC_ADDUCTORS),
+    MuscleGroup("all_muscles", "All ten muscles", tuple(c.key for c in CLASSES), "the class table"),
+)
