@@ -1,0 +1,165 @@
+"""Muscle composition (IMAT / LAMA / NAMA, SD of HU, groups), volume / height², subcutaneous fat
+area and measurements.csv, on hand-made volumes with known answers."""
+
+from __future__ import annotations
+
+import math
+
+import numpy as np
+import pytest
+import SimpleITK as sitk
+
+from conftest import make_image
+from ThighMuscleSegLib import classes as C
+from ThighMuscleSegLib.io import InputError
+from ThighMuscleSegLib.measure import hu_ranges
+from ThighMuscleSegLib.measure.composition import composition_sums, group_rows_from_sums, muscle_composition
+from ThighMuscleSegLib.measure.subcutaneous import subcutaneous_fat_area_cm2
+
+SPACING = (0.5, 0.8, 2.5)  # one voxel = 1 mm³
+ROTATED = (0.0, 1.0, 0.0, -1.0, 0.0, 0.0, 0.0, 0.0, 1.0)
+VL_R, VL_L = C.by_key("vastus_lateralis").label_value("right"), C.by_key("vastus_lateralis").label_value("left")
+
+
+def _mixture():
+    """Right vastus lateralis: 1000 voxels, 120 of IMAT (-100 HU), 300 of LAMA (10 HU), 500 of
+    NAMA (60 HU), 80 of bone (400 HU, in none of the three); slab boundaries cut through it."""
+    shape = (40, 30, 30)
+    lab = np.zeros(shape, np.uint8)
+    ct = np.full(shape, -1000.0, np.float32)
+    values = np.concatenate([np.full(120, -100.0), np.full(300, 10.0), np.full(500, 60.0), np.full(80, 400.0)])
+    np.random.default_rng(1).shuffle(values)
+    idx = np.unravel_index(100 + 35 * np.arange(1000), shape)  # scattered over all slabs, not in [0:2]^3
+    lab[idx] = VL_R
+    ct[idx] = values
+    lab[0:2, 0:2, 0:2] = VL_L  # left vastus lateralis: 8 voxels at the range edges
+    ct[0:2, 0:2, 0:2] = np.array([-190, -30, -29.4, 29, 29.6, 150, -191, 151], np.float32).reshape(2, 2, 2)
+    kw = dict(spacing=SPACING, origin=(5.0, -3.0, 100.0), direction=ROTATED)
+    return make_image(ct, **kw), make_image(lab, **kw), values
+
+
+def test_known_fat_mixture_gives_exact_imat_lama_nama_and_sd():
+    ct, labels, values = _mixture()
+    rows = {r.label_value: r for r in muscle_composition(ct, labels)}
+    vl = rows[VL_R]
+    assert (vl.voxels, vl.volume_cm3) == (1000, pytest.approx(1.0))
+    assert (vl.imat_percent, vl.lama_percent, vl.nama_percent) == (pytest.approx(12.0), pytest.approx(30.0),
+                                                                   pytest.approx(50.0))
+    assert (vl.imat_cm3, vl.lama_cm3, vl.nama_cm3) == (pytest.approx(0.12), pytest.approx(0.3), pytest.approx(0.5))
+    assert vl.mean_hu == pytest.approx(values.mean()) and vl.sd_hu == pytest.approx(values.std())
+    # Inclusive edges; a float CT is rounded to whole HU first (-29.4 -> LAMA, 29.6 -> NAMA).
+    left = rows[VL_L]
+    assert (round(left.imat_percent * 8 / 100), round(left.lama_percent * 8 / 100),
+            round(left.nama_percent * 8 / 100)) == (2, 2, 2)
+    empty = rows[C.by_key("gracilis").label_value("right")]
+    assert empty.voxels == 0 and math.isnan(empty.mean_hu) and math.isnan(empty.sd_hu)
+    assert math.isnan(empty.imat_percent) and empty.imat_cm3 == 0.0
+
+
+def test_ranges_come_from_hu_ranges():
+    assert (hu_ranges.IMAT.low, hu_ranges.IMAT.high) == (-190, -30)
+    assert (hu_ranges.LAMA.low, hu_ranges.LAMA.high) == (-29, 29)
+    assert (hu_ranges.NAMA.low, hu_ranges.NAMA.high) == (30, 150)
+
+
+def test_within_restricts_the_voxels_counted():
+    ct, labels, _ = _mixture()
+    within = np.zeros(sitk.GetArrayViewFromImage(labels).shape, bool)
+    within[:20] = True
+    lab = sitk.GetArrayViewFromImage(labels)
+    rows = {r.label_value: r for r in muscle_composition(ct, labels, within=within)}
+    assert rows[VL_R].voxels == int((lab[:20] == VL_R).sum())
+    with pytest.raises(InputError, match="shape"):
+        muscle_composition(ct, labels, within=within[:5])
+
+
+def test_groups_sum_their_members():
+    rng = np.random.default_rng(3)
+    lab = rng.integers(0, 21, size=(12, 16, 16)).astype(np.uint8)
+    ct = rng.normal(20, 60, size=lab.shape).astype(np.float32)
+    img_ct, img_lab = make_image(ct), make_image(lab)
+    sums = composition_sums(img_ct, img_lab)
+    groups = {(g.side, g.muscle): g for g in group_rows_from_sums(sums)}
+    assert len(groups) == 2 * len(C.GROUPS)
+    for side in C.SIDES:
+        for g in C.GROUPS:
+            row = groups[(side, g.key)]
+            inside = np.isin(lab, g.label_values(side))
+            assert row.label_value is None and row.voxels == int(inside.sum())
+            assert row.volume_cm3 == pytest.approx(inside.sum() / 1000.0)
+            assert row.mean_hu == pytest.approx(ct[inside].astype(float).mean())
+            assert row.sd_hu == pytest.approx(ct[inside].astype(float).std())
+            assert row.imat_cm3 == pytest.approx(hu_ranges.IMAT.contains(np.rint(ct[inside])).sum() / 1000.0)
+        assert groups[(side, "all_muscles")].voxels == int(((lab > 0) & ((lab > 10) == (side == "left"))).sum())
+    assert C.by_key("gracilis").key in C.GROUPS[2].members  # the adductor group holds gracilis
+
+
+def test_label_values_outside_the_table_are_refused():
+    lab = np.zeros((4, 4, 4), np.uint8)
+    lab[0, 0, 0] = 21
+    with pytest.raises(InputError, match="21"):
+        muscle_composition(make_image(np.zeros((4, 4, 4), np.int16)), make_image(lab))
+
+
+# --- subcutaneous fat ---------------------------------------------------------------------------
+
+def _thighs(tilt_deg: float = 0.0, touching: bool = False):
+    """Two thighs, 1 mm voxels: per thigh a muscle disc (r 30 mm) split by a 4 mm cleft of fat
+    (intermuscular), a ring of fat (r 30-45 mm: subcutaneous), skin (45-47 mm), air outside.
+    Cylinders along z, or tilted by ``tilt_deg`` about the y axis. Returns the images, the two
+    axis points and directions, and the subcutaneous fat area of one ring on a plane
+    perpendicular to the axis (the exact pixel count for an untilted thigh)."""
+    shape = (60, 120, 200) if tilt_deg == 0 else (80, 120, 200)
+    z, y, x = np.meshgrid(*[np.arange(s, dtype=float) for s in shape], indexing="ij")
+    ct = np.full(shape, -1000.0, np.float32)
+    lab = np.zeros(shape, np.uint8)
+    axis = np.array([np.sin(np.radians(tilt_deg)), 0.0, np.cos(np.radians(tilt_deg))])
+    gap = 80.0 if touching else 100.0  # 80 mm apart: the fat rings overlap, one body part
+    centres = {"right": np.array([100.0 - gap / 2, 60.0, shape[0] / 2]),
+               "left": np.array([100.0 + gap / 2, 60.0, shape[0] / 2])}
+    for side, c in centres.items():
+        d = np.stack([x - c[0], y - c[1], z - c[2]], -1)
+        along = d @ axis
+        radial = np.linalg.norm(d - along[..., None] * axis, axis=-1)
+        ct[radial <= 47] = 30.0  # skin
+        ct[radial <= 45] = -100.0  # subcutaneous fat
+        disc = radial <= 30
+        ct[disc] = 50.0
+        lab[disc] = C.by_key("vastus_lateralis").label_value(side)
+        cleft = disc & (np.abs(y - c[1]) <= 2)  # intermuscular fat: unlabelled, inside the hull
+        ct[cleft] = -100.0
+        lab[cleft] = 0
+    return make_image(ct), make_image(lab), centres, axis
+
+
+def test_subcutaneous_fat_ring_has_its_area_and_the_cleft_is_not_counted():
+    ct, labels, centres, axis = _thighs()
+    arr = sitk.GetArrayViewFromImage(ct)[30]
+    yy, xx = np.mgrid[0:120, 0:200]
+    ring = (np.hypot(xx - centres["right"][0], yy - 60) <= 45) & (np.hypot(xx - centres["right"][0], yy - 60) > 30)
+    assert ring.sum() == ((arr == -100) & ring).sum()
+    exact = ring.sum() / 100.0  # the ring's pixels, 1 mm² each
+    for side in C.SIDES:
+        area = subcutaneous_fat_area_cm2(ct, labels, centres[side], axis, side=side)
+        assert area == pytest.approx(exact, abs=0.3)  # a few hull-edge pixels
+        assert exact == pytest.approx(math.pi * (45 ** 2 - 30 ** 2) / 100, rel=0.02)
+    assert subcutaneous_fat_area_cm2(ct, labels, centres["left"], axis) == pytest.approx(
+        subcutaneous_fat_area_cm2(ct, labels, centres["left"], axis, side="left"))  # side found from the point
+
+
+def test_touching_thighs_are_split_between_their_hulls():
+    ct, labels, centres, axis = _thighs(touching=True)
+    right = subcutaneous_fat_area_cm2(ct, labels, centres["right"], axis, side="right")
+    apart = math.pi * (45 ** 2 - 30 ** 2) / 100
+    assert right < apart and right == pytest.approx(apart, rel=0.08)  # the overlap is shared, not doubled
+
+
+def test_tilted_thigh_on_its_perpendicular_plane():
+    ct, labels, centres, axis = _thighs(tilt_deg=25.0)
+    area = subcutaneous_fat_area_cm2(ct, labels, centres["right"], axis, side="right")
+    assert area == pytest.approx(math.pi * (45 ** 2 - 30 ** 2) / 100, rel=0.03)
+
+
+def test_no_muscle_on_the_plane_gives_nan():
+    ct, labels, centres, axis = _thighs()
+    assert math.isnan(subcutaneous_fat_area_cm2(ct, labels, centres["right"] + [0, 0, 500], axis, side="right"))
