@@ -31,6 +31,15 @@ def add_arguments(parser) -> None:
     parser.add_argument("--preview", action="store_true", help="write case_NNN/preview.png")
     parser.add_argument("--calibration", action="store_true",
                         help="print the phantom's Hounsfield values against the real CT in ../shared")
+    parser.add_argument("--rescan", type=int, default=0, metavar="K",
+                        help="follow-up: the K-th rescan of each case's body (same body, new leg pose, table "
+                             "position, field of view, pixel and slice size, noise); 0: the first scan (default)")
+    parser.add_argument("--shrink", action="append", default=[], metavar="[SIDE:]MUSCLE=PERCENT",
+                        help="follow-up: the muscle lost PERCENT of its volume, on both sides or on SIDE "
+                             "(right|left), e.g. vastus_lateralis=10 or left:adductors=15; repeatable")
+    parser.add_argument("--cut-field", action="append", default=[], metavar="END=MM",
+                        help="follow-up: the scanned field ends MM earlier at the hip or knee end, e.g. knee=40; "
+                             "repeatable")
     parser.add_argument("--progress", choices=("human", "json"), default="human")
 
 
@@ -43,6 +52,7 @@ def run(args) -> int:
         _print_calibration()
     if args.cases < 1:
         raise InputError("--cases must be at least 1")
+    follow = _followup(args)
     out = Path(args.OUT_DIR)
     if out.exists() and not out.is_dir():
         raise InputError(f"{out} exists and is not a folder")
@@ -56,7 +66,11 @@ def run(args) -> int:
         seeds = seeds_in(args.select, args.seed, args.cases)
     for i, seed in enumerate(seeds):
         t0 = time.perf_counter()
-        case = make_case(seed, size=args.size, anatomy=args.anatomy, progress=progress, population=args.population)
+        try:
+            case = make_case(seed, size=args.size, anatomy=args.anatomy, progress=progress,
+                             population=args.population, followup=follow)
+        except ValueError as e:  # a field cut away entirely
+            raise InputError(f"seed {seed}: {e}") from None
         t1 = time.perf_counter()
         folder = write_case(case, out / f"case_{i:03d}", args.format)
         if args.preview:
@@ -69,6 +83,20 @@ def run(args) -> int:
         written.append(str(folder))
     progress.finish("done", outputs=written)
     return 0
+
+
+def _followup(args):
+    """The follow-up options as a FollowUp (None when none is given: the original cases)."""
+    from ..phantom.followup import FollowUp, parse_cut, parse_shrink
+
+    try:
+        follow = FollowUp(args.rescan, parse_shrink(args.shrink), parse_cut(args.cut_field))
+    except ValueError as e:
+        raise InputError(str(e)) from None
+    if follow.rescan and args.population != "adult":
+        raise InputError("--rescan rescans a body of the adult population: the template population draws its fat "
+                         "and muscle attenuation with the scanner")
+    return None if follow.is_original else follow
 
 
 def _print_calibration() -> None:

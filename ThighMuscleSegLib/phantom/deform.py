@@ -125,11 +125,7 @@ def _random_lattice(rng: np.random.Generator, extent_mm: np.ndarray, spacing_mm:
     return lattice * (amp / max(float(np.abs(lattice).max()), 1e-6))
 
 
-def make_deformation(rng: np.random.Generator, landmarks: dict, centre: np.ndarray,
-                     extent_mm: np.ndarray, params: dict, body=None) -> Deformation:
-    """Draw pose, scale, elastic field and shift into ``params`` and return the deformation."""
-    hips = {s: np.asarray(landmarks[s]["head"], float) for s in ("right", "left")}
-    midline = float((hips["right"][0] + hips["left"][0]) / 2)
+def _draw_pose(rng: np.random.Generator, landmarks: dict, hips: dict) -> tuple[dict, dict]:
     pose, rotations = {}, {}
     for side in ("right", "left"):
         pose[side] = {"abduction_deg": float(rng.uniform(-5.0, 12.0)),
@@ -137,13 +133,32 @@ def make_deformation(rng: np.random.Generator, landmarks: dict, centre: np.ndarr
                       "flexion_deg": float(rng.uniform(-3.0, 10.0))}
         axis = np.asarray(landmarks[side]["condyles"], float) - hips[side]
         rotations[side] = leg_rotation(side, *pose[side].values(), leg_axis=axis)
+    return pose, rotations
+
+
+def _draw_shift(rng: np.random.Generator) -> np.ndarray:
+    return np.round(rng.uniform([-250, -250, -900], [250, 250, 900]), 1)
+
+
+def make_deformation(rng: np.random.Generator, landmarks: dict, centre: np.ndarray,
+                     extent_mm: np.ndarray, params: dict, body=None,
+                     pose_rng: np.random.Generator | None = None) -> Deformation:
+    """Draw pose, scale, elastic field and shift into ``params`` and return the deformation.
+    ``pose_rng`` (a rescan of the same body): the leg pose and table shift are drawn again from
+    it, after ``rng`` has made all its usual draws, so the body's shape stays as it was."""
+    hips = {s: np.asarray(landmarks[s]["head"], float) for s in ("right", "left")}
+    midline = float((hips["right"][0] + hips["left"][0]) / 2)
+    pose, rotations = _draw_pose(rng, landmarks, hips)
     girth = rng.uniform(0.85, 1.15)
     scale = np.array([girth * rng.uniform(0.95, 1.05), girth * rng.uniform(0.95, 1.05),
                       rng.uniform(0.85, 1.15)])
     amp = float(rng.uniform(2.0, 8.0))
     lattice = _random_lattice(rng, extent_mm, ELASTIC_LATTICE_MM, amp)
     lat_origin = centre - extent_mm / 2 - ELASTIC_LATTICE_MM
-    shift = np.round(rng.uniform([-250, -250, -900], [250, 250, 900]), 1)
+    shift = _draw_shift(rng)
+    if pose_rng is not None and pose_rng is not rng:  # rigid per leg (about the hip) and a shift
+        pose, rotations = _draw_pose(pose_rng, landmarks, hips)
+        shift = _draw_shift(pose_rng)
     deform = Deformation(hips, rotations, midline, centre, scale, shift, lattice, lat_origin)
     if body is not None:  # the drawn body's size, finer warp and femoral bow replace the template's
         deform.scale = np.array([body.girth_scale[0], body.girth_scale[1], body.length_scale])

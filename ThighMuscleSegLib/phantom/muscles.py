@@ -33,11 +33,14 @@ def draw_factors(rng: np.random.Generator) -> dict[int, float]:
     return factors
 
 
-def apply_factors(labels: np.ndarray, factors: dict[int, float], into_neighbours: bool = False) -> np.ndarray:
+def apply_factors(labels: np.ndarray, factors: dict[int, float], into_neighbours: bool = False,
+                  min_change: float = 0.03) -> np.ndarray:
+    """Each muscle peeled or grown to ``factors[value]`` times its voxels; factors within
+    ``min_change`` of 1 leave the muscle as it is."""
     out = labels.copy()
     objects = ndi.find_objects(np.where(labels <= 20, labels, 0))
     for value, f in factors.items():
-        if value > len(objects) or objects[value - 1] is None or abs(f - 1.0) < 0.03:
+        if value > len(objects) or objects[value - 1] is None or abs(f - 1.0) < min_change:
             continue
         sl = tuple(slice(max(s.start - MARGIN, 0), min(s.stop + MARGIN, n))
                    for s, n in zip(objects[value - 1], out.shape))

@@ -10,6 +10,7 @@ skin from the envelope depth -> Hounsfield values, blur, noise, a patient table.
 
 from __future__ import annotations
 
+import dataclasses
 import functools
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
@@ -22,6 +23,7 @@ from .. import __version__
 from ..progress import NULL, Progress
 from . import composition
 from .deform import make_deformation
+from .followup import FollowUp, cut_slices, rescan_appearance, scan_rng, shrink_labels
 from .muscles import add_septa, apply_factors, draw_factors
 from .population import DEFAULT_POPULATION, POPULATIONS, Body, draw_body
 from .vessels import paint_metal, paint_vessels
@@ -58,8 +60,10 @@ def _body_bounds(t: Template) -> tuple[np.ndarray, np.ndarray]:
     return org + idx_lo * t.spacing, org + idx_hi * t.spacing
 
 
-def _scanner_grid(rng, size: str, t: Template, deform, params: dict, body: Body | None = None):
-    """Origin, spacing and size of the CT; the field of view follows the deformed body."""
+def _scanner_grid(rng, size: str, t: Template, deform, params: dict, body: Body | None = None,
+                  follow: FollowUp | None = None):
+    """Origin, spacing and size of the CT; the field of view follows the deformed body.
+    ``follow.cut_field`` removes whole slices at the knee (bottom) or hip (top) end."""
     matrix, pix_rng, sl_rng, max_slices = SIZES[size]
     lo, hi = _body_bounds(t)
     marks = t.landmarks
@@ -87,6 +91,11 @@ def _scanner_grid(rng, size: str, t: Template, deform, params: dict, body: Body 
         pixel = float(min(max(pixel, 1.04 * width / matrix), MAX_FIELD_OF_VIEW_MM / matrix))
     thick = max(thick, (z1 - z0) / (max_slices - 1))
     nz = int((z1 - z0) / thick) + 1
+    if follow is not None and follow.cut_field:
+        knee, hip = cut_slices(follow, thick)
+        if nz - knee - hip < 2:
+            raise ValueError(f"cutting {follow.cut_field} mm leaves no field ({nz} slices of {thick:.2f} mm)")
+        z0, nz = z0 + knee * thick, nz - knee - hip
     c = deform.forward(centre_q[None] + [0, 0, (top_q + bottom_q) / 2])[0]
     c[:2] += offset
     c[1] += 25.0 * pixel / 0.8  # leave room for the table below the body
@@ -252,8 +261,10 @@ def _shaft_axis_points(t: Template) -> dict[str, np.ndarray]:
 
 
 def make_case(seed: int, *, size: str = "full", anatomy: Path | None = None,
-              progress: Progress | None = None, population: str = DEFAULT_POPULATION) -> PhantomCase:
-    """Synthesize one case; the same seed, anatomy and population give the same case."""
+              progress: Progress | None = None, population: str = DEFAULT_POPULATION,
+              followup: FollowUp | None = None) -> PhantomCase:
+    """Synthesize one case; the same seed, anatomy and population give the same case.
+    ``followup``: the same body rescanned, with a muscle shrunk or the field cut (followup.py)."""
     if size not in SIZES:
         raise ValueError(f"size must be one of {', '.join(SIZES)}, not {size!r}")
     if population not in POPULATIONS:
@@ -265,25 +276,32 @@ def make_case(seed: int, *, size: str = "full", anatomy: Path | None = None,
     t = split.template
     rng = np.random.default_rng(seed)
     body = draw_body(seed) if population == "adult" else None
+    follow = followup or FollowUp()
+    srng = scan_rng(seed, follow, rng)
+    if body is not None and follow.rescan:
+        body = dataclasses.replace(body, appearance=rescan_appearance(srng, body.appearance))
     params: dict = {"seed": int(seed), "size": size,
                     "generator": GENERATOR_VERSION if body is None else POPULATION_GENERATOR_VERSION,
                     "population": population,
                     "anatomy": "bundled VHF template" if anatomy is None else str(anatomy)}
     if body is not None:
         params["body"] = body.to_params()
+    if not follow.is_original:
+        params["followup"] = follow.to_params()
     lo, hi = _body_bounds(t)
-    deform = make_deformation(rng, t.landmarks, (lo + hi) / 2, hi - lo, params, body)
+    deform = make_deformation(rng, t.landmarks, (lo + hi) / 2, hi - lo, params, body, pose_rng=srng)
     factors = draw_factors(rng)
     if body is not None:
         factors = dict(body.volume_factor)
     params["muscle_volume_factor"] = {str(k): round(v, 3) for k, v in factors.items()}
-    origin, spacing, shape = _scanner_grid(rng, size, t, deform, params, body)
+    origin, spacing, shape = _scanner_grid(srng, size, t, deform, params, body, follow)
     progress.update("phantom", 0.15, "atrophy and hypertrophy")
     labels_t = apply_factors(t.labels, factors) if body is None else _body_labels(key, body, factors)
+    labels_t = shrink_labels(labels_t, follow)
     progress.update("phantom", 0.3, "resampling onto the scanner grid")
     tissue, depth, lo_i = _resample_legs(split, labels_t, deform, origin, spacing, shape)
     progress.update("phantom", 0.6, "Hounsfield values, blur and noise")
-    ct, labels = composition.compose(rng, tissue, depth, spacing, params, shape[::-1], lo_i[::-1], body)
+    ct, labels = composition.compose(srng, tissue, depth, spacing, params, shape[::-1], lo_i[::-1], body)
     ref = _reference(origin, spacing, shape)
     ct_img = sitk.GetImageFromArray(ct)
     ct_img.CopyInformation(ref)

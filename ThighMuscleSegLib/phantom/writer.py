@@ -14,15 +14,18 @@ import SimpleITK as sitk
 from ..io import InputError, atomic_path, write_image
 
 
-def write_dicom_series(ct: sitk.Image, folder: Path, seed: int) -> None:
-    """One CT slice per file, geometry in ImagePositionPatient / Orientation, HU via rescale."""
+def write_dicom_series(ct: sitk.Image, folder: Path, seed: int, scan: str = "") -> None:
+    """One CT slice per file, geometry in ImagePositionPatient / Orientation, HU via rescale.
+    ``scan``: a follow-up's tag (same patient, its own study and series UIDs)."""
     folder.parent.mkdir(parents=True, exist_ok=True)  # the staging folder is made beside it
     tmp = Path(tempfile.mkdtemp(prefix=".dicom-", dir=folder.parent))
     try:
         uid_root = "1.2.826.0.1.3680043.10.543."
         # hashlib, not hash(): str hashing is salted per process and the files must not vary
-        series_uid = f"{uid_root}{seed}.{int(hashlib.sha256(f'series {seed}'.encode()).hexdigest()[:12], 16)}"
+        series_uid = f"{uid_root}{seed}.{int(hashlib.sha256(f'series {seed}{scan}'.encode()).hexdigest()[:12], 16)}"
         study_uid = f"{uid_root}{seed}.1"
+        if scan:
+            study_uid += f".{int(hashlib.sha256(f'study {seed}{scan}'.encode()).hexdigest()[:8], 16)}"
         ct_u = sitk.Cast(ct, sitk.sitkInt16)
         w = sitk.ImageFileWriter()
         w.KeepOriginalImageUIDOn()
@@ -64,7 +67,9 @@ def write_case(case, folder: str | Path, fmt: str = "nifti") -> Path:
     write_image(case.ct, folder / "ct.nii.gz")
     write_image(case.labels, folder / "labels.nii.gz")
     if fmt == "dicom":
-        write_dicom_series(case.ct, folder / "dicom", int(case.params.get("seed", 0)))
+        follow = case.params.get("followup")
+        write_dicom_series(case.ct, folder / "dicom", int(case.params.get("seed", 0)),
+                           json.dumps(follow, sort_keys=True) if follow else "")
     with atomic_path(folder / "case.json") as tmp:
         tmp.write_text(json.dumps(case.params, indent=1, default=_json_default), encoding="utf-8")
     return folder
