@@ -163,3 +163,72 @@ def test_tilted_thigh_on_its_perpendicular_plane():
 def test_no_muscle_on_the_plane_gives_nan():
     ct, labels, centres, axis = _thighs()
     assert math.isnan(subcutaneous_fat_area_cm2(ct, labels, centres["right"] + [0, 0, 500], axis, side="right"))
+
+
+# --- measurements.csv ---------------------------------------------------------------------------
+
+def _frame(side, centre, axis):
+    from ThighMuscleSegLib.framing import ThighFrame
+
+    return ThighFrame(side, tuple(float(v) for v in centre), tuple(float(v) for v in axis), (0.0, 60.0))
+
+
+def test_measurement_rows_height_groups_fat_and_csv_round_trip(tmp_path):
+    from ThighMuscleSegLib.measure.table import (MEASUREMENT_COLUMNS, PLANE_FRAME, measurement_rows,
+                                                 read_measurements_csv, write_measurements_csv)
+
+    ct, labels, centres, axis = _thighs()
+    frames = [_frame(s, centres[s], axis) for s in C.SIDES]
+    vl = C.by_key("vastus_lateralis")
+    csa = {vl.label_value("right"): {"csa_25_cm2": 20.0, "csa_50_cm2": 25.0, "csa_75_cm2": 22.0,
+                                     "csa_max_cm2": 26.0, "csa_max_percent": 55.0}}
+    rows = measurement_rows(ct, labels, frames, height_cm=180.0, csa=csa)
+    assert [r.kind for r in rows] == ["muscle"] * 20 + ["group"] * (2 * len(C.GROUPS))
+    by = {(r.side, r.muscle): r for r in rows}
+    right_vl = by[("right", "vastus_lateralis")]
+    assert right_vl.volume_per_height2_cm3_m2 == pytest.approx(right_vl.volume_cm3 / 1.8 ** 2)
+    assert right_vl.csa_max_percent == 55.0 and math.isnan(by[("left", "vastus_lateralis")].csa_50_cm2)
+    quad = by[("right", "quadriceps")]
+    assert quad.voxels == right_vl.voxels  # the only quadriceps muscle present
+    assert math.isnan(quad.csa_50_cm2)  # rectus femoris has no CSA: no sum
+    thigh = by[("right", "all_muscles")]
+    assert thigh.subcutaneous_fat_cm2 == pytest.approx(math.pi * (45 ** 2 - 30 ** 2) / 100, rel=0.02)
+    assert thigh.subcutaneous_fat_plane == PLANE_FRAME and math.isnan(quad.subcutaneous_fat_cm2)
+    path = write_measurements_csv(rows, tmp_path / "measurements.csv")
+    with open(path, encoding="utf-8") as f:
+        assert f.readline().strip().split(",") == list(MEASUREMENT_COLUMNS)
+    back = read_measurements_csv(path)
+    assert len(back) == len(rows)
+    for a, b in zip(back, rows):
+        assert (a.kind, a.label_value, a.muscle, a.side, a.name, a.voxels) == (b.kind, b.label_value, b.muscle,
+                                                                             b.side, b.name, b.voxels)
+        for col in ("volume_cm3", "sd_hu", "imat_percent", "csa_50_cm2", "subcutaneous_fat_cm2", "height_cm"):
+            x, y = getattr(a, col), getattr(b, col)
+            assert (math.isnan(x) and math.isnan(y)) or x == pytest.approx(y, abs=5e-4)
+    assert [p.name for p in tmp_path.iterdir()] == ["measurements.csv"]  # no temporary left
+
+
+def test_group_csa_is_the_members_sum_when_all_have_one():
+    from ThighMuscleSegLib.measure.table import group_csa
+
+    ham = C.GROUPS[1]
+    csa = {v: {"csa_50_cm2": 10.0 + v, "csa_25_cm2": 1.0} for v in ham.label_values("left")}
+    out = group_csa(csa, "left", ham)
+    assert out["csa_50_cm2"] == pytest.approx(sum(10.0 + v for v in ham.label_values("left")))
+    assert out["csa_25_cm2"] == pytest.approx(3.0) and math.isnan(out["csa_75_cm2"])
+
+
+def test_volume_per_height2_needs_a_height():
+    from ThighMuscleSegLib.measure.table import per_height2
+
+    assert per_height2(1000.0, 200.0) == pytest.approx(250.0)
+    assert math.isnan(per_height2(1000.0, None)) and math.isnan(per_height2(1000.0, 0.0))
+
+
+def test_reader_refuses_a_file_that_is_no_measurements_csv(tmp_path):
+    from ThighMuscleSegLib.measure.table import read_measurements_csv
+
+    p = tmp_path / "volumes.csv"
+    p.write_text("label_value,muscle\n1,sartorius\n", encoding="utf-8")
+    with pytest.raises(InputError, match="not a thighseg measurements.csv"):
+        read_measurements_csv(p)
