@@ -1,4 +1,7 @@
-"""Segment one framed thigh: per-view 2D inference, fusion, disagreement, clean-up.
+"""Segment one framed thigh: the entry point of inference (``predict_thigh``) and the 2D views' nets.
+
+Flow: the views' nets here (a 3D model goes to ``sliding3d``), then ``fusion`` (vote, clean);
+both make a ``prediction.ThighPrediction``.
 
 Memory (full grid 180x128x128 = 2.95 M voxels, 11 classes): the only class-wide volume is
 one float32 running sum of the views' softmax probabilities, 11 x 2.95 M x 4 B = 130 MB,
@@ -11,10 +14,8 @@ classes x float32 (390 MB) and never three copies of the input per view.
 from __future__ import annotations
 
 import copy
-
 import logging
 import time
-from dataclasses import dataclass, field
 from typing import Callable
 
 import numpy as np
@@ -23,35 +24,14 @@ import torch
 from ..io import InputError
 from ..models.model_file import Model
 from ..models.settings import window_hu
-from . import cleanup, voting
-from .agreement import ClassStats, class_stats
+from . import voting
 from .device import autocast_for, resolve_device, torch_threads
+from .fusion import fuse_and_clean
+from .prediction import ThighPrediction, ViewOutputs
+from .sliding3d import predict_volume_3d
 from .views import batch_ranges, gather_slices, place_slices, scatter_view, view_axis
 
 DEFAULT_BATCH_SIZE = 4  # measured fastest on a 2-core CPU at width 16 (docs/engine.md)
-
-
-@dataclass
-class ThighPrediction:
-    labels: np.ndarray  # uint8 (z, y, x), model ids 0..10, after clean-up
-    fused_labels: np.ndarray  # uint8, the fused labels before clean-up
-    disagreement: np.ndarray  # uint8, views whose vote differs from fused_labels (0..n_views)
-    confidence: np.ndarray  # float16, mean probability of the fused label over the views
-    view_labels: dict[str, np.ndarray]  # uint8 argmax of each view
-    fusion: str
-    device: str
-    seconds: dict[str, float] = field(default_factory=dict)  # per view, fuse, clean
-    stats: ClassStats | None = None  # per class: views' agreement with the result (quality flag)
-
-
-@dataclass
-class ViewOutputs:
-    """What the nets said about one thigh, before fusion (``fuse_and_clean`` makes the result)."""
-
-    view_labels: dict[str, np.ndarray]  # uint8 argmax of each view
-    prob_sum: np.ndarray  # float32 (K, z, y, x): softmax probabilities summed over the views
-    device: str
-    seconds: dict[str, float] = field(default_factory=dict)
 
 
 def check_grid(grid_hu: np.ndarray) -> np.ndarray:
@@ -85,8 +65,6 @@ def predict_thigh(grid_hu: np.ndarray, model: Model, device: str = "auto",
     # would turn the caller's parameters into inference tensors (training validates with this).
     model = Model(settings, {v: copy.deepcopy(n) for v, n in model.nets.items()})
     if settings.architecture == "3d":
-        from .sliding3d import predict_volume_3d
-
         with torch_threads(threads), torch.inference_mode():
             volume = torch.from_numpy(window_hu(grid, settings.hu_window)).to(dev)
             return predict_volume_3d(volume, model, dev, progress=progress, clean=clean)
@@ -150,31 +128,6 @@ def _infer_view(volume: torch.Tensor, net: torch.nn.Module, view: str, offsets: 
         if progress is not None:
             progress.update("infer", done / total, f"{view} view: slice {stop}/{count}")
     return labels.cpu().numpy(), done
-
-
-def fuse_and_clean(outputs: ViewOutputs, fusion: str = "vote", clean: bool = True,
-                   progress=None) -> ThighPrediction:
-    """The views' fused labels, their disagreement, the clean-up and the per-class statistics."""
-    view_labels, prob_sum, seconds = outputs.view_labels, outputs.prob_sum, dict(outputs.seconds)
-    t0 = time.perf_counter()
-    if progress is not None:
-        progress.update("fuse", 0.0, f"fusing {len(view_labels)} views ({fusion})")
-    views = list(view_labels.values())
-    fused = voting.fuse(views, prob_sum, fusion)
-    disagree = voting.disagreement(views, fused)
-    confidence = (np.take_along_axis(prob_sum, fused[None].astype(np.intp), axis=0)[0]
-                  / len(views)).astype(np.float16)
-    seconds["fuse"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    if progress is not None:
-        progress.update("clean", 0.0, "keeping the largest connected part of each muscle")
-    labels = cleanup.keep_largest_components(fused) if clean else fused.copy()
-    seconds["clean"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    stats = class_stats(views, prob_sum, fused, labels)
-    seconds["agreement"] = time.perf_counter() - t0
-    return ThighPrediction(labels, fused, disagree, confidence, view_labels, fusion, outputs.device, seconds,
-                           stats)
 
 
 def _say(progress, log: Callable[[str], None] | None, stage: str, message: str) -> None:

@@ -19,6 +19,7 @@ from ..models.settings import VOLUME_VIEW
 from . import cleanup
 from .agreement import class_stats
 from .device import autocast_for
+from .prediction import ThighPrediction
 
 OVERLAP = 0.5
 
@@ -44,10 +45,8 @@ def gaussian_weights(patch: tuple[int, ...], device: torch.device) -> torch.Tens
 
 
 def predict_volume_3d(volume: torch.Tensor, model: Model, dev: torch.device, progress=None,
-                      clean: bool = True):
+                      clean: bool = True) -> ThighPrediction:
     """ThighPrediction of the 3D baseline from a windowed (z, y, x) volume on ``dev``."""
-    from .predict import ThighPrediction
-
     t0 = time.perf_counter()
     settings = model.settings
     net = model.net(VOLUME_VIEW).to(dev).eval()
