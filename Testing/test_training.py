@@ -96,3 +96,17 @@ def test_a_run_stopped_early_writes_its_best_epoch_without_its_data(tmp_path):
     for view, state in ckpt_best["states"].items():
         assert all(torch.equal(state[k], v) for k, v in model.net(view).state_dict().items())
     assert "validation Dice" in lines[-1]
+
+
+def test_a_3d_run_goes_through_the_3d_loop_resumes_and_writes_a_3d_model(tmp_path):
+    out = tmp_path / "m3d.tmsmodel"
+    cfg = _cfg(architecture="3d", epochs=1, width=2, batch_size=4, steps_per_view=2)
+    train([_thigh(1)], [_thigh(3)], cfg, out, log=lambda m: None)
+    model = load_model(out)
+    assert model.settings.architecture == "3d"
+    assert model.settings.training["patch"] == [min(p, s) for p, s in zip(model.settings.patch_shape, SHAPE)]
+    lines = []
+    train([_thigh(1)], [_thigh(3)], _cfg(architecture="3d", epochs=2, width=2, batch_size=4, steps_per_view=2),
+          out, resume=True, log=lines.append)
+    assert lines[0].startswith("resuming after epoch 1")
+    assert [h["epoch"] for h in load_model(out).settings.training["history"]] == [1, 2]

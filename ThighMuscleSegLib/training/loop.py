@@ -11,47 +11,23 @@ from __future__ import annotations
 
 import copy
 import time
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict
 from pathlib import Path
 from typing import Callable
 
 import numpy as np
 import torch
 
-from .. import io as tio
-from .. import metrics
-from ..classes import NUM_MUSCLES
 from ..inference.device import resolve_device, torch_threads
-from ..inference.predict import predict_thigh
 from ..models import Model, ModelSettings, build_net, load_model, save_model
-from .augment import AugmentSettings, augment_batch
+from .augment import augment_batch
 from .data import FramedThigh, SliceSampler, make_batch
+from .epochs import (EpochRecord, TrainConfig, best_description, checkpoint_path, initial_settings,
+                     save_checkpoint, validate)
+from .loop3d import train_3d
 from .loss import dice_loss
 
-
-@dataclass
-class TrainConfig:
-    architecture: str = "2.5d"
-    epochs: int = 10
-    seed: int = 0
-    lr: float = 1e-4  # the paper's Adam learning rate
-    lr_final: float | None = None  # cosine decay from lr to this over the epochs (None: constant)
-    batch_size: int = 8
-    width: int | None = None
-    steps_per_view: int | None = None  # cap on batches per view and epoch (None: all slices)
-    empty_fraction: float = 0.1
-    device: str = "auto"
-    threads: int | None = None
-    augment: AugmentSettings = field(default_factory=AugmentSettings)
-
-
-@dataclass
-class EpochRecord:
-    epoch: int
-    loss: dict[str, float]
-    val_dice: float
-    slices_per_s: float
-    seconds: float
+__all__ = ["EpochRecord", "TrainConfig", "checkpoint_path", "epoch_lr", "train"]
 
 
 def epoch_lr(cfg: TrainConfig, epoch: int) -> float:
@@ -62,49 +38,14 @@ def epoch_lr(cfg: TrainConfig, epoch: int) -> float:
     return cfg.lr_final + 0.5 * (cfg.lr - cfg.lr_final) * (1 + np.cos(np.pi * t))
 
 
-def checkpoint_path(model_path: str | Path) -> Path:
-    return Path(str(model_path) + ".ckpt")
-
-
-def best_description(best: dict, val_thighs) -> str:
-    """How the kept epoch was chosen: validation Dice, or (no validation cases) the lowest loss."""
-    if val_thighs:
-        return f"validation Dice {best['dice']:.3f}"
-    return f"no validation cases: lowest training loss {-best['dice']:.3f}"
-
-
-def _mean_dice(pred_ids: np.ndarray, gt_ids: np.ndarray) -> float:
-    scores = [metrics.dice(pred_ids == c, gt_ids == c) for c in range(1, NUM_MUSCLES + 1) if (gt_ids == c).any()]
-    return float(np.mean(scores)) if scores else float("nan")
-
-
-def validate(model: Model, thighs: list[FramedThigh], device: str) -> float:
-    if not thighs:
-        return float("nan")
-    for net in model.nets.values():
-        net.eval()
-    dices = [_mean_dice(predict_thigh(t.hu, model, device=device).labels, t.ids) for t in thighs]
-    return float(np.mean(dices))
-
-
-def _initial_settings(cfg: TrainConfig, init: Model | None) -> ModelSettings:
-    if init is None:
-        overrides = {"width": cfg.width} if cfg.width else {}
-        return ModelSettings.for_architecture(cfg.architecture, **overrides)
-    if init.settings.architecture != cfg.architecture:
-        raise tio.InputError(f"--init model is {init.settings.architecture}, but --arch is {cfg.architecture}")
-    return init.settings
-
-
 def train(train_thighs: list[FramedThigh], val_thighs: list[FramedThigh], cfg: TrainConfig,
           out: str | Path, init: str | Path | None = None, resume: bool = False, progress=None,
           log: Callable[[str], None] = print, data_summary: dict | None = None) -> Path:
     """Train, checkpoint every epoch, and write the best epoch as a model file at ``out``."""
     if cfg.architecture == "3d":
-        from .loop3d import train_3d
         return train_3d(train_thighs, val_thighs, cfg, out, init, resume, progress, log, data_summary)
     init_model = load_model(init) if init else None
-    settings = _initial_settings(cfg, init_model)
+    settings = initial_settings(cfg, init_model)
     dev, why = resolve_device(cfg.device)
     if why:
         log(why)
@@ -155,7 +96,7 @@ def train(train_thighs: list[FramedThigh], val_thighs: list[FramedThigh], cfg: T
             if score > best["dice"]:
                 best = {"dice": score, "epoch": epoch,
                         "states": {v: copy.deepcopy(n.state_dict()) for v, n in nets.items()}}
-            _save_checkpoint(ckpt, nets, optims, gen, epoch, history, best)
+            save_checkpoint(ckpt, nets, optims, gen, epoch, history, best)
             eta = (time.perf_counter() - t_start) / (epoch - start_epoch + 1) * (cfg.epochs - epoch)
             log(f"epoch {epoch}/{cfg.epochs}: loss " + ", ".join(f"{v} {l:.3f}" for v, l in losses.items())
                 + f"; validation Dice {val:.3f}; {rec.slices_per_s:.1f} slices/s; ETA {eta / 60:.1f} min")
@@ -194,12 +135,3 @@ def _train_view(net, optim, sampler: SliceSampler, thighs, view, settings, cfg: 
             frac = ((epoch - 1) + (b + 1) / len(batches)) / cfg.epochs
             progress.update("train", frac, f"epoch {epoch}/{cfg.epochs} {view}: batch {b + 1}/{len(batches)}")
     return total / max(seen, 1), seen
-
-
-def _save_checkpoint(path: Path, nets, optims, gen, epoch, history, best) -> None:
-    state = {"nets": {v: n.state_dict() for v, n in nets.items()},
-             "optims": {v: o.state_dict() for v, o in optims.items()},
-             "generator": gen.get_state(), "epoch": epoch,
-             "history": [asdict(r) for r in history], "best": best}
-    with tio.atomic_path(path) as tmp:
-        torch.save(state, tmp)

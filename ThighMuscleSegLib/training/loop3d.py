@@ -21,7 +21,7 @@ from ..inference.device import resolve_device, torch_threads
 from ..models import Model, ModelSettings, VOLUME_VIEW, build_net, load_model, save_model
 from ..models.settings import window_hu
 from .augment import random_affine
-from .loop import EpochRecord, _initial_settings, _save_checkpoint, best_description, checkpoint_path, validate
+from .epochs import EpochRecord, best_description, checkpoint_path, initial_settings, save_checkpoint, validate
 from .loss import dice_loss
 
 
@@ -49,7 +49,7 @@ def _augment_3d(x: torch.Tensor, y: torch.Tensor, cfg, gen) -> tuple[torch.Tenso
 
 def train_3d(train_thighs, val_thighs, cfg, out, init, resume, progress, log, data_summary) -> Path:
     init_model = load_model(init) if init else None
-    settings: ModelSettings = _initial_settings(cfg, init_model)
+    settings: ModelSettings = initial_settings(cfg, init_model)
     dev, why = resolve_device(cfg.device)
     if why:
         log(why)
@@ -95,7 +95,7 @@ def train_3d(train_thighs, val_thighs, cfg, out, init, resume, progress, log, da
             score = val if np.isfinite(val) else -rec.loss[VOLUME_VIEW]
             if score > best["dice"]:
                 best = {"dice": score, "epoch": epoch, "states": {VOLUME_VIEW: copy.deepcopy(net.state_dict())}}
-            _save_checkpoint(ckpt, {VOLUME_VIEW: net}, {VOLUME_VIEW: optim}, gen, epoch, history, best)
+            save_checkpoint(ckpt, {VOLUME_VIEW: net}, {VOLUME_VIEW: optim}, gen, epoch, history, best)
             log(f"epoch {epoch}/{cfg.epochs}: 3D loss {rec.loss[VOLUME_VIEW]:.3f}; validation Dice {val:.3f}; "
                 f"{rec.slices_per_s:.1f} slice-equivalents/s")
     net.load_state_dict(best["states"][VOLUME_VIEW])
