@@ -40,3 +40,12 @@ QUALITY_RANGES: tuple[HURange, ...] = (IMAT, LAMA, NAMA)
 
 # Subcutaneous fat (outside the muscle fascia) uses the same adipose range as IMAT.
 ADIPOSE = HURange("adipose", "adipose tissue", -190, -30, IMAT.source)
+
+# Bone of the femur (measure.femur_ends): above cartilage, tendon and muscle (~40-130 HU; the
+# VHF knee and pelvis CT and the phantom's calibration: cartilage ~110 HU, cortex ~1280 HU,
+# phantom.hounsfield.REFERENCE_MEASURED) and reached by the cortex and the subchondral plate;
+# the cancellous (~156 HU) and fatty marrow inside the cortex is filled in, not thresholded.
+# framing.locate.BONE_HU (180 HU) finds the femoral shaft on its coarse copy the same way.
+FEMUR_BONE = HURange("femur_bone", "femur (cortex and subchondral bone)", 200, 4000,
+                     "VHF CT as measured by phantom.hounsfield.measure_real_ct (cartilage ~110 HU, marrow 156 HU, "
+                     "cortex 1278 HU)")

@@ -1,0 +1,139 @@
+"""The femur line of one thigh: the frame's femur axis, with the femur's two ends on it.
+
+``t`` (mm) is the position along the frame's long axis (towards the hip) measured from the
+frame centre: ``t = (p - centre) · axis``. Along it lie the distal end of the femoral
+condyles (the knee end) and the top of the femoral head (the hip end), each found only when
+the CT holds it (``femur_ends``), and the t range the CT and the thigh's analysed field both
+cover. Every along-the-femur number (slabs, CSA profiles, the prior comparison) uses it, and
+``thighseg segment`` stores it in ``frames.json`` so later commands need no CT.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+import numpy as np
+import SimpleITK as sitk
+
+from ..framing.frame import ThighFrame
+
+# The thigh's half-width around its axis: the cross-section that must lie inside the CT's
+# slice range for a level to count as covered (mid-thigh circumference ~50-60 cm, radius
+# ~80-95 mm, e.g. NHANES anthropometry; muscle lies well inside that).
+THIGH_RADIUS_MM = 90.0
+
+
+@dataclass(frozen=True)
+class FemurLine:
+    side: str  # "right" | "left"
+    origin: tuple[float, float, float]  # LPS mm: the frame centre (t = 0)
+    axis: tuple[float, float, float]  # unit LPS vector, towards the hip (the frame's femur axis)
+    knee_end_mm: float | None  # t of the distal end of the femoral condyles; None when not in the scan
+    hip_end_mm: float | None  # t of the top of the femoral head; None when not in the scan
+    covered_mm: tuple[float, float]  # t range covered by the CT AND this thigh's analysed field
+
+    def t_mm(self, points_lps: np.ndarray) -> np.ndarray:
+        """(N, 3) LPS points -> (N,) their t along the axis."""
+        return (np.asarray(points_lps, float) - np.asarray(self.origin)) @ np.asarray(self.axis)
+
+    @property
+    def length_mm(self) -> float | None:
+        """Knee end to hip end along the axis, when the CT holds both."""
+        if self.knee_end_mm is None or self.hip_end_mm is None:
+            return None
+        return self.hip_end_mm - self.knee_end_mm
+
+    def percent(self, t_mm) -> np.ndarray:
+        """Level in % of the femur length: 0 at the knee end, 100 at the hip end."""
+        length = self.length_mm
+        if length is None:
+            raise ValueError(f"the {self.side} femur length is unknown: the CT does not hold both of its ends")
+        return 100.0 * (np.asarray(t_mm, float) - self.knee_end_mm) / length
+
+    def t_at_percent(self, percent) -> np.ndarray:
+        """t (mm) of a level in % of the femur length (the inverse of ``percent``)."""
+        length = self.length_mm
+        if length is None:
+            raise ValueError(f"the {self.side} femur length is unknown: the CT does not hold both of its ends")
+        return self.knee_end_mm + np.asarray(percent, float) / 100.0 * length
+
+    def point_at_percent(self, percent: float) -> np.ndarray:
+        """LPS point on the axis at ``percent`` of the femur length."""
+        return np.asarray(self.origin) + float(self.t_at_percent(percent)) * np.asarray(self.axis)
+
+    def to_dict(self) -> dict:
+        return {"side": self.side, "origin": list(self.origin), "axis": list(self.axis),
+                "knee_end_mm": self.knee_end_mm, "hip_end_mm": self.hip_end_mm,
+                "covered_mm": list(self.covered_mm), "length_mm": self.length_mm}
+
+    @classmethod
+    def from_dict(cls, d: dict) -> "FemurLine":
+        num = lambda v: None if v is None else float(v)  # noqa: E731
+        return cls(str(d["side"]), tuple(float(v) for v in d["origin"]), tuple(float(v) for v in d["axis"]),
+                   num(d.get("knee_end_mm")), num(d.get("hip_end_mm")),
+                   tuple(float(v) for v in d["covered_mm"]))
+
+
+def field_t_range(frame: ThighFrame) -> tuple[float, float]:
+    """t range of the frame's analysed field (its long side, centred on the frame centre)."""
+    half = frame.grid_shape[0] * frame.spacing_mm / 2.0
+    return -half, half
+
+
+def ct_t_range(ct: sitk.Image, origin: np.ndarray, axis: np.ndarray,
+               radius_mm: float = THIGH_RADIUS_MM) -> tuple[float, float]:
+    """t range over which a disc of ``radius_mm`` perpendicular to the axis lies inside the
+    CT's slice range (its index axis closest to the femur axis; the in-plane extent is left
+    to the field-edge checks of framing, a leg cut at its side is still covered)."""
+    direction = np.array(ct.GetDirection(), float).reshape(3, 3)
+    spacing = np.array(ct.GetSpacing(), float)
+    k = int(np.argmax(np.abs(direction.T @ axis)))  # the slice axis
+    d = direction[:, k]
+    n = ct.GetSize()[k]
+    # Slice coordinate s(p) = (p - ct_origin) · d / spacing_k, the CT holding s in [-0.5, n - 0.5].
+    o = np.array(ct.GetOrigin(), float)
+    s0 = (origin - o) @ d / spacing[k]
+    ds = axis @ d / spacing[k]
+    in_plane = d - (d @ axis) * axis
+    reach = radius_mm * np.linalg.norm(in_plane) / spacing[k]  # the disc's spread in s
+    lo_s, hi_s = -0.5 + reach, n - 0.5 - reach
+    if hi_s < lo_s or abs(ds) < 1e-9:
+        return (0.0, 0.0)
+    a, b = sorted(((lo_s - s0) / ds, (hi_s - s0) / ds))
+    return float(a), float(b)
+
+
+def covered_range(ct: sitk.Image, frame: ThighFrame) -> tuple[float, float]:
+    """t range covered by both the CT and the frame's field (empty: (x, x))."""
+    origin, axis = np.asarray(frame.centre, float), _unit(frame.axis)
+    c_lo, c_hi = ct_t_range(ct, origin, axis)
+    f_lo, f_hi = field_t_range(frame)
+    lo, hi = max(c_lo, f_lo), min(c_hi, f_hi)
+    return (round(lo, 2), round(hi, 2)) if hi > lo else (round(lo, 2), round(lo, 2))
+
+
+def _unit(v) -> np.ndarray:
+    a = np.asarray(v, float)
+    return a / np.linalg.norm(a)
+
+
+def find_femur(ct: sitk.Image, frame: ThighFrame) -> FemurLine:
+    """The femur line of ``frame``'s thigh in ``ct``: its ends where the CT holds them."""
+    from .femur_ends import femur_ends
+
+    knee, hip = femur_ends(ct, frame)
+    rnd = lambda v: None if v is None or not math.isfinite(v) else round(float(v), 2)  # noqa: E731
+    return FemurLine(frame.side, tuple(float(v) for v in frame.centre), tuple(float(v) for v in _unit(frame.axis)),
+                     rnd(knee), rnd(hip), covered_range(ct, frame))
+
+
+def femur_lines(ct: sitk.Image, frames: list[ThighFrame]) -> dict[str, FemurLine]:
+    """side -> FemurLine for each frame."""
+    return {f.side: find_femur(ct, f) for f in frames}
+
+
+def femur_lines_from_frames_json(data: dict) -> dict[str, FemurLine]:
+    """The femur lines stored in a parsed ``frames.json`` (``{"femur": {side: dict}}``);
+    empty when the file predates them."""
+    return {side: FemurLine.from_dict(d) for side, d in (data.get("femur") or {}).items()}

@@ -1,0 +1,163 @@
+"""Finding the femur's two ends along a thigh frame's axis.
+
+The CT is resampled (linearly, once per end) into a column aligned with the frame: 1 mm
+steps along the axis t, 1 mm in the plane perpendicular to it. In each plane the bone
+(``hu_ranges.FEMUR_BONE``) of the femur's cross-section is filled (marrow and the fatty
+shaft inside the cortex count as femur). The femur's cross-section is found in a seed plane (the femoral
+shaft nearest the frame's axis at the frame centre, or the CT's last plane towards the
+femur's middle when the CT does not reach the centre) and followed plane by plane towards
+the end: the femur in the next plane is the bone that overlaps it. Its end is
+
+- where it vanishes (a clean joint space), or
+- where it is bridged to the next bone (tibial plateau, acetabular roof; thick slices and
+  partial volume close the thin joint space): its area, shrinking towards the end, passes a
+  deep minimum and then grows again (the neighbour's cross-section); the end is that minimum.
+
+An end found within a slice of the CT's first or last slice is the CT's edge, not the bone's:
+it is reported as not in the scan (None).
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import SimpleITK as sitk
+from scipy import ndimage
+
+from ..framing.frame import ThighFrame, rotation_z_to
+from .hu_ranges import FEMUR_BONE
+
+STEP_MM = 1.0  # along t and in the plane
+SEARCH_HALF_WIDTH_MM = 80.0  # the column's half-width: the femoral head sits ~45 mm medial of the shaft
+SEED_RADIUS_MM = 45.0  # the seed is the bone nearest the frame's axis within this distance
+MIN_SECTION_MM2 = 30.0  # smaller bone specks (noise, calcifications) are not followed
+MAX_TRACK_MM = 320.0  # an end is searched this far from its seed (a femur is 350-500 mm long)
+NECK_FRACTION = 0.35  # a bridge: the area falls below this share of its maximum near the end ...
+REGROW_FACTOR = 2.0  # ... and grows again by this factor within REGROW_MM
+REGROW_MM = 15.0
+SMOOTH_SIGMA_MM = 0.8  # against noise (up to ~30 HU SD) before the threshold
+
+
+def _column(ct: sitk.Image, origin: np.ndarray, rot: np.ndarray, t_lo: float, t_hi: float) -> tuple[np.ndarray, dict]:
+    """The CT resampled into a frame-aligned column (t, v, u) from t_lo to t_hi, with the
+    geometry needed to map column indices back to LPS points."""
+    n_in = int(round(2 * SEARCH_HALF_WIDTH_MM / STEP_MM)) + 1
+    n_t = max(int(np.floor((t_hi - t_lo) / STEP_MM)) + 1, 1)
+    ref = sitk.Image([n_in, n_in, n_t], sitk.sitkFloat32)
+    ref.SetSpacing([STEP_MM] * 3)
+    ref.SetDirection(tuple(rot.ravel()))
+    start = origin + rot @ np.array([-SEARCH_HALF_WIDTH_MM, -SEARCH_HALF_WIDTH_MM, t_lo])
+    ref.SetOrigin(tuple(float(v) for v in start))
+    src = ct if ct.GetPixelID() == sitk.sitkFloat32 else sitk.Cast(ct, sitk.sitkFloat32)
+    col = sitk.Resample(src, ref, sitk.Transform(), sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
+    col = sitk.SmoothingRecursiveGaussian(col, [SMOOTH_SIGMA_MM, SMOOTH_SIGMA_MM, 1e-3])
+    return sitk.GetArrayFromImage(col), {"start": start, "rot": rot, "t_lo": t_lo}
+
+
+def _seed(bone: np.ndarray, centre_uv: np.ndarray) -> np.ndarray | None:
+    """The bone cross-section nearest ``centre_uv`` (index units) within SEED_RADIUS_MM, filled."""
+    lab, n = ndimage.label(bone)
+    if not n:
+        return None
+    areas = ndimage.sum_labels(bone, lab, range(1, n + 1))
+    best, best_d = None, SEED_RADIUS_MM / STEP_MM
+    for i, (cy, cx) in enumerate(ndimage.center_of_mass(bone, lab, range(1, n + 1))):
+        d = float(np.hypot(cx - centre_uv[0], cy - centre_uv[1]))
+        if areas[i] * STEP_MM**2 >= MIN_SECTION_MM2 and d < best_d:
+            best, best_d = i + 1, d
+    return None if best is None else ndimage.binary_fill_holes(lab == best)
+
+
+def _follow(col: np.ndarray, seed_k: int, step: int, centre_uv: np.ndarray) -> tuple[list[float], list]:
+    """Areas (mm²) and centroids (v, u) of the femur cross-section from plane ``seed_k``
+    on in direction ``step`` (+1 / -1) until it vanishes or the column ends."""
+    femur = _seed(FEMUR_BONE.contains(col[seed_k]), centre_uv)
+    areas, centres = [], []
+    k = seed_k
+    while femur is not None and femur.any():
+        areas.append(float(femur.sum()) * STEP_MM**2)
+        centres.append(np.array(ndimage.center_of_mass(femur)))
+        k += step
+        if not 0 <= k < col.shape[0]:
+            break
+        # Bone pieces touching the femur of the last plane, filled together: not the whole
+        # plane filled, or an acetabulum ringing the head would swallow the joint space.
+        bone = FEMUR_BONE.contains(col[k])
+        lab, _ = ndimage.label(bone)
+        touching = np.unique(lab[ndimage.binary_dilation(femur) & bone])
+        touching = touching[touching > 0]
+        femur = ndimage.binary_fill_holes(np.isin(lab, touching)) if touching.size else None
+    return areas, centres
+
+
+def _end_index(areas: list[float]) -> tuple[int, bool]:
+    """(index of the end plane in ``areas``, whether the section vanished after it). A deep
+    minimum followed by regrowth (a bridged joint) ends it early."""
+    a = np.asarray(areas)
+    regrow = max(int(REGROW_MM / STEP_MM), 1)
+    for i in range(1, len(a) - 1):
+        recent_max = a[max(0, i - int(60 / STEP_MM)): i].max()
+        if a[i] < NECK_FRACTION * recent_max and a[i] <= a[i - 1] and a[i] <= a[i + 1]:
+            ahead = a[i + 1: i + 1 + regrow]
+            if ahead.size and ahead.max() >= REGROW_FACTOR * a[i] and ahead.max() >= NECK_FRACTION * recent_max:
+                return i, True
+    return len(a) - 1, True
+
+
+def _slice_coordinate(ct: sitk.Image, point: np.ndarray, axis: np.ndarray) -> tuple[float, int]:
+    """Continuous index of ``point`` along the CT's slice axis (the one nearest ``axis``), and
+    the number of slices."""
+    direction = np.array(ct.GetDirection(), float).reshape(3, 3)
+    k = int(np.argmax(np.abs(direction.T @ axis)))
+    idx = ct.TransformPhysicalPointToContinuousIndex(tuple(float(v) for v in point))
+    return float(idx[k]), int(ct.GetSize()[k])
+
+
+def _t_extent(ct: sitk.Image, origin: np.ndarray, axis: np.ndarray) -> tuple[float, float]:
+    size = np.array(ct.GetSize()) - 1
+    corners = np.array([ct.TransformIndexToPhysicalPoint([int(c) for c in (i, j, k)])
+                        for i in (0, size[0]) for j in (0, size[1]) for k in (0, size[2])])
+    t = (corners - origin) @ axis
+    return float(t.min()), float(t.max())
+
+
+def _one_end(ct: sitk.Image, origin: np.ndarray, rot: np.ndarray, t_seed: float, direction: int,
+             t_limit: float) -> float | None:
+    """t of the femur's end from ``t_seed`` towards ``direction`` (-1 knee, +1 hip), or None."""
+    lo, hi = sorted((t_seed, t_limit))
+    if hi - lo < 2 * STEP_MM:
+        return None
+    col, geo = _column(ct, origin, rot, lo, hi)
+    centre_uv = np.array([SEARCH_HALF_WIDTH_MM, SEARCH_HALF_WIDTH_MM]) / STEP_MM
+    seed_k = 0 if direction > 0 else col.shape[0] - 1
+    areas, centres = _follow(col, seed_k, direction, centre_uv)
+    if not areas:
+        return None
+    i, _ = _end_index(areas)
+    k_end = seed_k + direction * i
+    t_end = lo + k_end * STEP_MM + direction * 0.5 * STEP_MM
+    v, u = centres[i]
+    tip = geo["start"] + rot @ np.array([u * STEP_MM, v * STEP_MM, k_end * STEP_MM])
+    s, n = _slice_coordinate(ct, tip, rot[:, 2])
+    spacing = ct.GetSpacing()[int(np.argmax(np.abs(np.array(ct.GetDirection()).reshape(3, 3).T @ rot[:, 2])))]
+    margin = 1.0 + STEP_MM / spacing  # the end must lie over a slice inside the CT's first/last one
+    if s < -0.5 + margin or s > n - 0.5 - margin:
+        return None
+    return float(t_end)
+
+
+def femur_ends(ct: sitk.Image, frame: ThighFrame) -> tuple[float | None, float | None]:
+    """(knee end t, hip end t) along ``frame``'s axis; None where the CT does not hold it."""
+    axis = np.asarray(frame.axis, float)
+    axis /= np.linalg.norm(axis)
+    origin = np.asarray(frame.centre, float)
+    rot = rotation_z_to(axis)
+    if rot[:, 2] @ axis < 0:  # rotation_z_to keeps z upwards: turn it round about x
+        rot = rot @ np.diag([1.0, -1.0, -1.0])
+    t_lo, t_hi = _t_extent(ct, origin, axis)
+    t_lo, t_hi = t_lo + STEP_MM, t_hi - STEP_MM
+    if t_hi <= t_lo:
+        return None, None
+    seed = float(np.clip(0.0, t_lo, t_hi))
+    knee = _one_end(ct, origin, rot, seed, -1, max(t_lo, seed - MAX_TRACK_MM)) if seed > t_lo else None
+    hip = _one_end(ct, origin, rot, seed, +1, min(t_hi, seed + MAX_TRACK_MM)) if seed < t_hi else None
+    return knee, hip

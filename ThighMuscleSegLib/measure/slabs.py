@@ -1,0 +1,173 @@
+"""Per-slab statistics along each femur: what every along-the-femur number is summed from.
+
+For each side and muscle, the labelled voxels are binned into slabs of ``SLAB_MM`` along the
+thigh's femur line (a voxel belongs to the slab of its centre's t; slab n holds
+t in [(n - 0.5), (n + 0.5)) · SLAB_MM and is written with its centre t = n · SLAB_MM). Per
+slab: voxels, volume, the sum and the sum of squares of HU (so means and SDs of any range of
+slabs follow exactly), and the voxels in the IMAT / LAMA / NAMA ranges (``hu_ranges``).
+
+Summing a muscle's slabs gives its whole volume exactly; a slab's volume divided by its
+thickness is the muscle's mean cross-sectional area over it, on planes perpendicular to the
+femur (``profiles``). Only labelled voxels are touched, a block of CT slices at a time.
+"""
+
+from __future__ import annotations
+
+import csv
+import math
+import os
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+import SimpleITK as sitk
+
+from .. import classes as C
+from ..io import InputError, atomic_path, same_geometry
+from .femur import FemurLine
+from .hu_ranges import QUALITY_RANGES
+from .volumes import NUM_LABELS, voxel_volume_cm3
+
+SLAB_MM = 2.0
+_BLOCK_VOXELS = 1 << 22  # CT slices handled at once: ~4 M voxels (their indices cost 8 bytes each)
+COUNT_COLUMNS = ("voxels", "imat_voxels", "lama_voxels", "nama_voxels")
+CSV_COLUMNS = ("side", "muscle", "label_value", "t_mm", "slab_mm", "voxels", "volume_cm3", "hu_sum", "hu_sq_sum",
+               "imat_voxels", "lama_voxels", "nama_voxels")
+
+
+@dataclass
+class SlabTable:
+    """One row per (label value, slab) holding voxels; arrays of equal length, sorted by label then t."""
+
+    slab_mm: float
+    label_value: np.ndarray  # int, 1..20
+    t_mm: np.ndarray  # slab centre along that side's femur line
+    voxels: np.ndarray  # int
+    volume_cm3: np.ndarray
+    hu_sum: np.ndarray
+    hu_sq_sum: np.ndarray
+    imat_voxels: np.ndarray
+    lama_voxels: np.ndarray
+    nama_voxels: np.ndarray
+
+    def __len__(self) -> int:
+        return int(self.label_value.size)
+
+    def select(self, label_value: int) -> "SlabTable":
+        """The rows of one label value."""
+        keep = self.label_value == int(label_value)
+        return SlabTable(self.slab_mm, *(getattr(self, name)[keep] for name in _ARRAYS))
+
+    def label_values(self) -> list[int]:
+        return sorted(int(v) for v in np.unique(self.label_value))
+
+    def volume_by_label(self) -> dict[int, float]:
+        """label value -> its total volume (cm³)."""
+        return {v: float(self.volume_cm3[self.label_value == v].sum()) for v in self.label_values()}
+
+
+_ARRAYS = ("label_value", "t_mm", "voxels", "volume_cm3", "hu_sum", "hu_sq_sum", "imat_voxels", "lama_voxels",
+           "nama_voxels")
+
+
+def _index_to_t(image: sitk.Image, line: FemurLine) -> tuple[float, np.ndarray]:
+    """t = t0 + (i, j, k) · dt: t of a voxel centre is affine in its index (x, y, z order)."""
+    direction = np.array(image.GetDirection(), float).reshape(3, 3)
+    step = direction * np.array(image.GetSpacing(), float)  # columns: LPS step per index
+    axis = np.asarray(line.axis, float)
+    t0 = float((np.array(image.GetOrigin(), float) - np.asarray(line.origin, float)) @ axis)
+    return t0, step.T @ axis
+
+
+def slab_table(ct: sitk.Image, labels: sitk.Image, lines: dict[str, FemurLine],
+               slab_mm: float = SLAB_MM) -> SlabTable:
+    """The slabs of every labelled muscle of a side that has a femur line."""
+    if not same_geometry(ct, labels):
+        raise InputError("the CT and the label map have different geometry: resample the labels onto the CT first")
+    lab = sitk.GetArrayViewFromImage(labels)
+    if lab.dtype != np.uint8:
+        raise InputError(f"the label map must be uint8 (it is {lab.dtype}); values 0, right 1-10, left 11-20")
+    hu = sitk.GetArrayViewFromImage(ct)
+    geometry = {side: _index_to_t(labels, line) for side, line in lines.items()}
+    acc: dict[int, dict[int, np.ndarray]] = {}  # label value -> {slab index: counts and sums}
+    nz, ny, nx = lab.shape
+    per_block = max(1, _BLOCK_VOXELS // max(ny * nx, 1))
+    for k0 in range(0, nz, per_block):
+        block = lab[k0:k0 + per_block]
+        flat = np.flatnonzero(block)
+        if not flat.size:
+            continue
+        values = block.reshape(-1)[flat]
+        if values.max() >= NUM_LABELS:
+            raise InputError(f"label values above {NUM_LABELS - 1} are not in the class table")
+        k, rest = np.divmod(flat, ny * nx)
+        j, i = np.divmod(rest, nx)
+        k += k0
+        h = hu[k0:k0 + per_block].reshape(-1)[flat].astype(np.float64)
+        for side, (t0, dt) in geometry.items():
+            on_side = (values <= C.NUM_MUSCLES) if side == "right" else (values > C.NUM_MUSCLES)
+            if not on_side.any():
+                continue
+            t = t0 + i[on_side] * dt[0] + j[on_side] * dt[1] + k[on_side] * dt[2]
+            _accumulate(acc, values[on_side], np.floor(t / slab_mm + 0.5).astype(np.int64), h[on_side])
+    return _table(acc, slab_mm, voxel_volume_cm3(labels))
+
+
+def _accumulate(acc: dict, values: np.ndarray, slab: np.ndarray, hu: np.ndarray) -> None:
+    """Add (voxels, hu_sum, hu_sq_sum, imat, lama, nama) per (label, slab) with one bincount each."""
+    lo = int(slab.min())
+    n = int(slab.max()) - lo + 1
+    key = values.astype(np.int64) * n + (slab - lo)
+    size = NUM_LABELS * n
+    sums = [np.bincount(key, minlength=size), np.bincount(key, weights=hu, minlength=size),
+            np.bincount(key, weights=hu * hu, minlength=size)]
+    sums += [np.bincount(key[r.contains(hu)], minlength=size) for r in QUALITY_RANGES]
+    stacked = np.stack([s.astype(np.float64) for s in sums], axis=1)
+    for idx in np.flatnonzero(sums[0]):
+        v, s = divmod(int(idx), n)
+        per_label = acc.setdefault(v, {})
+        row = per_label.get(s + lo)
+        per_label[s + lo] = stacked[idx].copy() if row is None else row + stacked[idx]
+
+
+def _table(acc: dict, slab_mm: float, voxel_cm3: float) -> SlabTable:
+    rows = [(v, s, *acc[v][s]) for v in sorted(acc) for s in sorted(acc[v])]
+    a = np.array(rows, float).reshape(-1, 8)
+    voxels = a[:, 2].astype(np.int64)
+    return SlabTable(slab_mm, a[:, 0].astype(np.int64), a[:, 1] * slab_mm, voxels, voxels * voxel_cm3,
+                     a[:, 3], a[:, 4], a[:, 5].astype(np.int64), a[:, 6].astype(np.int64), a[:, 7].astype(np.int64))
+
+
+def write_slabs_csv(table: SlabTable, path: str | os.PathLike) -> Path:
+    """``slabs.csv`` (atomically): one row per side, muscle and slab holding voxels."""
+    with atomic_path(path) as tmp:
+        with open(tmp, "w", newline="", encoding="utf-8") as f:
+            w = csv.writer(f)
+            w.writerow(CSV_COLUMNS)
+            for n in range(len(table)):
+                v = int(table.label_value[n])
+                muscle, side = C.split_label_value(v)
+                w.writerow([side, muscle.key, v, f"{table.t_mm[n]:.3f}", f"{table.slab_mm:g}", int(table.voxels[n]),
+                            f"{table.volume_cm3[n]:.6f}", f"{table.hu_sum[n]:.1f}", f"{table.hu_sq_sum[n]:.1f}",
+                            int(table.imat_voxels[n]), int(table.lama_voxels[n]), int(table.nama_voxels[n])])
+    return Path(path)
+
+
+def read_slabs_csv(path: str | os.PathLike) -> SlabTable:
+    """The table of a ``slabs.csv`` written by ``write_slabs_csv``."""
+    p = Path(path)
+    if not p.is_file():
+        raise InputError(f"{p} does not exist")
+    with open(p, newline="", encoding="utf-8") as f:
+        reader = csv.DictReader(f)
+        missing = set(CSV_COLUMNS) - set(reader.fieldnames or ())
+        if missing:
+            raise InputError(f"{p.name} is not a thighseg slabs.csv: columns {sorted(missing)} are missing")
+        rows = list(reader)
+    slab = float(rows[0]["slab_mm"]) if rows else SLAB_MM
+    if any(not math.isclose(float(r["slab_mm"]), slab) for r in rows):
+        raise InputError(f"{p.name} mixes slab thicknesses")
+    col = lambda name, kind: np.array([kind(r[name]) for r in rows], dtype=kind)  # noqa: E731
+    return SlabTable(slab, col("label_value", int), col("t_mm", float), col("voxels", int), col("volume_cm3", float),
+                     col("hu_sum", float), col("hu_sq_sum", float), col("imat_voxels", int),
+                     col("lama_voxels", int), col("nama_voxels", int))
