@@ -19,7 +19,7 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .manifest import Case, normalise_date, safe_id
+from .case import Case, normalise_date, safe_id
 
 MIN_SLICES = 10
 MIN_EXTENT_MM = 50.0

@@ -31,6 +31,8 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
 from ..io import InputError, has_ct_suffix
+from .case import Case, normalise_date, safe_id
+from .dicomtree import dicom_cases
 
 # Files a walk never takes as CTs: the outputs of thighseg itself and label maps beside CTs.
 NOT_CT = re.compile(r"(^|[._-])(labels?|seg|segmentation|disagreement)([._-]|$)|\.seg\.nrrd$", re.IGNORECASE)
@@ -39,38 +41,10 @@ MANIFEST_COLUMNS = ("case_id", "path")
 MANIFEST_OPTIONAL = ("subject", "date", "height_cm", "series_uid")
 
 
-@dataclass(frozen=True)
-class Case:
-    case_id: str
-    input: str  # absolute path: a CT file or a DICOM folder (with series_uid)
-    files: tuple[str, ...]  # the files the case is read from (content hash, stat key)
-    subject: str = ""
-    date: str = ""  # ISO 8601 (YYYY-MM-DD) when known
-    height_cm: float | None = None
-    series_uid: str = ""  # DICOM: the series to read from ``input``
-    source: str = "file"  # file | dataset | dicom | manifest
-
-    def to_dict(self) -> dict:
-        d = asdict(self)
-        d["files"] = list(self.files)
-        return d
-
-    @classmethod
-    def from_dict(cls, d: dict) -> "Case":
-        return cls(**{**d, "files": tuple(d.get("files", ()))})
-
-
 @dataclass
 class Discovery:
     cases: list[Case] = field(default_factory=list)
     notes: list[str] = field(default_factory=list)  # what was left out and why (non-CT series, ...)
-
-
-def safe_id(text: str) -> str:
-    """A folder-safe case id: ``[A-Za-z0-9._-]``, not starting with a dot, never empty."""
-    s = re.sub(r"[^A-Za-z0-9._-]+", "_", str(text)).strip("_")
-    s = s.lstrip(".")
-    return s or "case"
 
 
 def ct_stem(path: str | os.PathLike) -> str:
@@ -98,8 +72,6 @@ def looks_like_dicom(path: str | os.PathLike) -> bool:
 
 def discover_cases(inputs: list[str | os.PathLike]) -> Discovery:
     """Every case in ``inputs`` (files, folders, DICOM trees, CSV manifests), ids unique."""
-    from .dicomtree import dicom_cases
-
     found = Discovery()
     dicom_files: list[str] = []
     for raw in inputs:
@@ -207,13 +179,6 @@ def read_manifest(path: Path) -> list[Case]:
                               date=normalise_date(row.get("date", "")), height_cm=height_cm, series_uid=uid,
                               source="manifest"))
         return cases
-
-
-def normalise_date(text: str) -> str:
-    """YYYYMMDD (DICOM) or YYYY-MM-DD -> YYYY-MM-DD; anything else is kept as written."""
-    t = (text or "").strip()
-    m = re.fullmatch(r"(\d{4})-?(\d{2})-?(\d{2})", t)
-    return f"{m.group(1)}-{m.group(2)}-{m.group(3)}" if m else t
 
 
 def _unique(cases: list[Case]) -> list[Case]:
