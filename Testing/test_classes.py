@@ -60,3 +60,10 @@ def test_label_arrays_convert_between_ct_and_model_ids():
     assert C.model_ids_to_ct_labels(right, "right").tolist() == right.tolist()
     with pytest.raises(ValueError):
         C.model_ids_to_ct_labels(right, "middle")
+
+
+def test_vastus_intermedius_has_its_snomed_code_and_the_two_hamstrings_stay_private():
+    vi = C.by_key("vastus_intermedius")
+    assert (vi.code.scheme, vi.code.value) == ("SCT", "181682001") and "R2BO" in vi.code_source
+    for key in ("semitendinosus", "semimembranosus"):  # no public source names them yet (issue #15)
+        assert C.by_key(key).code.scheme == C.PRIVATE_SCHEME

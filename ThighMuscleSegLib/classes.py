@@ -71,6 +71,10 @@ SRC_NZHTS = ("Health New Zealand NZHTS ValueSet canshare-soft-tissue-extremity-t
              "(github.com/tewhatuora/nzhts-ig, input/resources/canshare-soft-tissue-extremity-topography.json; "
              "SNOMED CT NZ edition 20241001: 89241006 \"Biceps femoris muscle structure\")")
 SRC_PS3_16 = "DICOM PS3.16 (pydicom.sr.codedict codes.SCT)"
+SRC_R2BO = ("Chile MINSAL R2BO FHIR IG, cached SNOMED CT International 20250701 expansion "
+            "(github.com/Minsal-CL/R2BO, input/txcache/snomed.cache, commit cdd3db0: "
+            "181682001 \"Entire vastus intermedius muscle\"); also in UBERON's SCTID bridge, per issue #15 "
+            "(github.com/obophenotype/uberon, src/ontology/bridge/uberon-bridge-to-sctid)")
 PRIVATE_SCHEME = "99THIGHSEG"
 SRC_UNCONFIRMED = "no public SNOMED CT source confirmed yet: private code"
 
@@ -95,7 +99,7 @@ CLASSES: tuple[MuscleClass, ...] = (
     MuscleClass(3, "vastus_lateralis", "Vastus lateralis", (86, 180, 233),
                 Code("SCT", "1403006", "Vastus lateralis muscle"), SRC_FHIR_APPROACH_SITE, ("VastusLateralis",)),
     MuscleClass(4, "vastus_intermedius", "Vastus intermedius", (0, 114, 178),
-                _private("VI", "Vastus intermedius muscle"), SRC_UNCONFIRMED, ("VastusIntermedius",)),
+                Code("SCT", "181682001", "Entire vastus intermedius muscle"), SRC_R2BO, ("VastusIntermedius",)),
     MuscleClass(5, "vastus_medialis", "Vastus medialis", (0, 158, 115),
                 Code("SCT", "3478008", "Vastus medialis muscle"), SRC_FHIR_APPROACH_SITE, ("VastusMedialis",)),
     MuscleClass(6, "gracilis", "Gracilis", (240, 228, 66),
