@@ -13,6 +13,7 @@ import platform
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 from pathlib import Path
 
@@ -25,6 +26,12 @@ def add_arguments(parser) -> None:
     parser.add_argument("--model", metavar="FILE", help="model to time (default: the bundled one, else random weights)")
     parser.add_argument("--devices", nargs="+", default=None, help="default: cpu, plus cuda/mps when present")
     parser.add_argument("--seed", type=int, default=42)
+    parser.add_argument("--batch", action="store_true",
+                        help="instead: the same phantoms as separate segment processes and as thighseg batch with 1 "
+                             "and 2 workers (cases per hour, time saved per case, scaling)")
+    parser.add_argument("--batch-cases", type=int, default=4, metavar="N", help="phantoms for --batch (default 4)")
+    parser.add_argument("--batch-size", choices=("full", "small"), default="full",
+                        help="phantom size for --batch (default full: 512 x 512)")
 
 
 def bench_ct(slices: int, seed: int) -> sitk.Image:
@@ -73,20 +80,63 @@ def _self_peak_rss_kb() -> float | None:
     return resource.getrusage(resource.RUSAGE_SELF).ru_maxrss
 
 
+def _rss_mb(pid: int) -> float | None:
+    """Resident memory of a running process (Linux /proc), None elsewhere or once it ended."""
+    try:
+        with open(f"/proc/{pid}/status", encoding="ascii") as f:
+            kb = next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), None)
+    except (OSError, ValueError):
+        return None
+    return None if kb is None else kb / 1024
+
+
+class _MemoryTrace:
+    """The child's RSS sampled every 20 ms, filed under the stage it last reported: which stage
+    holds the peak is what a memory mend needs to know, not only the peak itself."""
+
+    def __init__(self, pid: int):
+        self.pid, self.stage, self.peaks = pid, "start", {}
+        self._done = threading.Event()
+        self._thread = threading.Thread(target=self._sample, daemon=True)
+        self._thread.start()
+
+    def _sample(self) -> None:
+        while not self._done.wait(0.02):
+            mb = _rss_mb(self.pid)
+            if mb is not None:
+                self.peaks[self.stage] = max(self.peaks.get(self.stage, 0.0), mb)
+
+    def stop(self) -> dict[str, float]:
+        self._done.set()
+        self._thread.join()
+        return {stage: round(mb, 1) for stage, mb in self.peaks.items()}
+
+
 def _segment(ct_path: Path, model: Path, device: str, out: Path) -> dict:
     before = _children_peak_rss_kb()
     t0 = time.perf_counter()
-    r = subprocess.run([sys.executable, "-m", "ThighMuscleSegLib.cli.main", "segment", str(ct_path), "--out",
-                        str(out), "--model", str(model), "--device", device, "--progress", "json"],
-                       capture_output=True, text=True, encoding="utf-8", errors="replace")
+    err = tempfile.TemporaryFile()  # a file, not a pipe: a chatty stderr cannot block the child
+    proc = subprocess.Popen([sys.executable, "-m", "ThighMuscleSegLib.cli.main", "segment", str(ct_path), "--out",
+                             str(out), "--model", str(model), "--device", device, "--progress", "json"],
+                            stdout=subprocess.PIPE, stderr=err, text=True, encoding="utf-8", errors="replace")
+    trace, last = _MemoryTrace(proc.pid), None
+    for line in proc.stdout:
+        if line.strip():
+            last = line
+            trace.stage = json.loads(line).get("stage", trace.stage)
+    proc.wait()
+    err.seek(0)
+    stderr = err.read().decode("utf-8", "replace")
+    err.close()
     wall = time.perf_counter() - t0
-    if r.returncode != 0:
-        raise RuntimeError(f"segment failed on {device}: {r.stderr.strip().splitlines()[-1:]}")
-    done = json.loads(r.stdout.strip().splitlines()[-1])
+    by_stage = trace.stop()
+    if proc.returncode != 0 or last is None:
+        raise RuntimeError(f"segment failed on {device}: {stderr.strip().splitlines()[-1:]}")
+    done = json.loads(last)
     after = _children_peak_rss_kb()
     peak_mb = None if after is None else round(max(after, before) / 1024, 1)
     return {"device": done["device"], "end_to_end_s": round(wall, 2), "pipeline_s": done["seconds"],
-            "peak_rss_mb": peak_mb, "stages": done["stages"]}
+            "peak_rss_mb": peak_mb, "peak_rss_mb_by_stage": by_stage, "stages": done["stages"]}
 
 
 def _baseline_3d(ct: sitk.Image) -> float:
@@ -103,7 +153,26 @@ def _baseline_3d(ct: sitk.Image) -> float:
     return time.perf_counter() - t0
 
 
+def _run_batch(args) -> int:
+    from ..cohort.benchmark import batch_benchmark, print_batch_benchmark
+
+    with tempfile.TemporaryDirectory(prefix="thighseg-bench-batch-") as tmp:
+        model, model_name = _model_path(args.model, Path(tmp))
+        device = (args.devices or ["cpu"])[0]
+        log = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))
+        result = {**batch_benchmark(Path(tmp), model, args.batch_cases, args.batch_size, device=device, log=log),
+                  "model": model_name, "device": device, "machine": _machine()}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_batch_benchmark(result)
+        print(f"  model: {model_name}, device: {device}, machine: {result['machine']}")
+    return 0
+
+
 def run(args) -> int:
+    if args.batch:
+        return _run_batch(args)
     import torch
 
     devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + \
@@ -134,6 +203,8 @@ def run(args) -> int:
                  else "peak RSS not measured on this platform"))
         for stage, s in run_["stages"].items():
             print(f"  {stage:<18} {s:7.2f} s")
+        if run_["peak_rss_mb_by_stage"]:
+            print("  peak RSS by stage (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in run_["peak_rss_mb_by_stage"].items()))
     print(f"\nframing alone, {framing['ct_size']}: {framing['frame_s']} s, extra peak memory "
           + (f"{framing['extra_peak_mb']} MB" if framing["extra_peak_mb"] is not None else "not measured")
           + f" (one float32 copy of the CT would be {framing['float_copy_mb']} MB)")

@@ -83,6 +83,13 @@ def to_grid(image: sitk.Image, frame: ThighFrame, interpolator: str = "linear",
     return arr
 
 
+# Both thighs are put back at once (twice as fast on two cores) unless their CT blocks are so
+# dense that the float shares of both at once would cost more than ~1 GB: a 512 × 512 × 500 CT
+# (two blocks of ~50 M voxels) stays parallel, a 512 × 512 × 1000 one (~105 M each) goes one
+# thigh at a time and keeps its peak memory under 3 GB (``thighseg bench --slices 1000``).
+PARALLEL_BLOCKS_MAX_VOXELS = 128_000_000
+
+
 def _field_box(frame: ThighFrame, reference: sitk.Image) -> tuple[list[int], list[int]] | None:
     """Start index and size (x, y, z) of the CT block that holds the frame's field."""
     return _block_around(frame.corners_ct(), reference)
@@ -116,7 +123,10 @@ def _paste(grids: dict[str, np.ndarray], frames: list[ThighFrame], reference: si
     release the GIL), then the blocks into one CT-size map, in frame order."""
     out = np.zeros(reference.GetSize()[::-1], np.uint8)
     todo = [f for f in frames if f.side in grids]
-    with ThreadPoolExecutor(max(len(todo), 1)) as pool:
+    boxes = [_field_box(f, reference) for f in todo]
+    block_voxels = sum(int(np.prod(b[1])) for b in boxes if b is not None)
+    parallel = len(todo) > 1 and block_voxels <= PARALLEL_BLOCKS_MAX_VOXELS
+    with ThreadPoolExecutor(len(todo) if parallel else 1) as pool:
         placed = list(pool.map(lambda f: _block_back(grids[f.side], f, reference, interpolator, to_ct_values), todo))
     for block_of_ct in placed:
         if block_of_ct is None:
