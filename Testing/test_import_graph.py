@@ -112,7 +112,7 @@ def cycles(graph: dict[str, dict[str, int]]) -> list[list[str]]:
     return sorted(found)
 
 
-def describe(part: list[str], graph: dict[str, dict[str, int]], root: Path) -> str:
+def describe(part: list[str], graph: dict[str, dict[str, int]]) -> str:
     lines = []
     for a in part:
         for b, line in sorted(graph[a].items()):
@@ -151,7 +151,7 @@ def test_the_library_has_no_import_cycle():
     assert "ThighMuscleSegLib.inference.predict" in graph and graph["ThighMuscleSegLib.inference.predict"]
     found = [p for p in cycles(graph) if frozenset(p) not in KNOWN_CYCLES]
     assert not found, "import cycles (move what both need into a module of its own):\n" + "\n".join(
-        describe(p, graph, REPO) for p in found)
+        describe(p, graph) for p in found)
 
 
 def test_known_cycles_are_still_cycles():
