@@ -170,6 +170,20 @@ def test_from_grid_puts_each_side_back_with_its_own_label_values(case):
     assert xs[0] < xs[1]  # right (3) at smaller x than left (13)
 
 
+def test_one_thigh_at_a_time_gives_the_labels_of_both_at_once(case, monkeypatch):
+    """Dense CTs are put back one thigh at a time to bound memory: the same labels either way."""
+    from ThighMuscleSegLib.framing import resample
+
+    _, labels, _, frames = case
+    rng = np.random.default_rng(5)
+    grids = {f.side: rng.integers(0, 11, f.grid_shape).astype(np.uint8) for f in frames}
+    both = sitk.GetArrayFromImage(F.from_grid(grids, frames, labels, "linear"))
+    monkeypatch.setattr(resample, "PARALLEL_BLOCKS_MAX_VOXELS", 0)
+    one_by_one = sitk.GetArrayFromImage(F.from_grid(grids, frames, labels, "linear"))
+    assert len(frames) == 2 and np.count_nonzero(both) > 0.05 * both.size
+    assert np.array_equal(both, one_by_one)
+
+
 def test_linear_back_interpolation_is_the_argmax_of_every_label_interpolated(small_phantom):
     """The fast linear path (muscles only, each in its own box) equals the plain definition:
     interpolate every label's indicator, background included, over the whole grid; argmax."""
