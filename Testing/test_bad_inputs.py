@@ -212,6 +212,15 @@ def test_a_4_by_4_by_4_image_is_too_small_in_mm(segment, tmp_path):
     refused(segment, tmp_path, _write(tmp_path, tiny), r"covers only 4 × 4 × 4 mm", "too small to hold a thigh")
 
 
+def test_frame_applies_the_same_limits_as_segment(tmp_path, capsys):
+    tiny = _write(tmp_path, sitk.GetImageFromArray(np.full((4, 4, 4), -1000, np.int16)))
+    code = main(["frame", str(tiny), "--out", str(tmp_path / "frames")])
+    err = capsys.readouterr().err
+    assert code == 2 and "Traceback" not in err
+    assert re.search(r"thighseg frame: error: .*covers only 4 × 4 × 4 mm.*too small to hold a thigh", err), err
+    assert not (tmp_path / "frames").exists()
+
+
 def test_a_scan_too_short_to_hold_a_femur(segment, tmp_path, thighs_ct):
     refused(segment, tmp_path, _write(tmp_path, thighs_ct[:, :, :10]), "too small to hold a thigh", "head-foot")
 

@@ -65,7 +65,7 @@ def _sampled_2mm(labels: sitk.Image) -> sitk.Image:
 
 def run(args) -> int:
     out = Path(args.out)
-    ct = tio.read_ct(args.ct)
+    ct = tio.read_ct(args.ct, thighs=True)  # the sanity limits of segment: too small, odd HU, huge
     t0 = time.perf_counter()
     override = {"z_range_mm": tuple(args.thigh_range)} if args.thigh_range else None
     frames = F.frame_thighs(ct, override=override)
