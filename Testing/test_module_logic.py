@@ -97,10 +97,15 @@ def test_volume_table_exports_to_csv(mrml, logic, tmp_path):
     node = T.volume_table(mrml.scene, rows, "volumes")
     out = logic.export_table(node, tmp_path / "export" / "volumes.csv")
     read = list(csv.DictReader(out.open(encoding="utf-8")))
-    assert len(read) == 20
+    assert len(read) == 20 + 2 * len(C.GROUPS)  # the muscles, then the groups of each thigh
     assert read[0]["Muscle"] == "Right sartorius"
     assert float(read[0]["Volume (cm3)"]) == pytest.approx(rows[0].volume_cm3)
     assert all(r["Side"] in ("right", "left") for r in read)
+    muscles, groups = read[:20], {r["Muscle"]: r for r in read[20:]}
+    assert all(float(r["NAMA (%)"]) == 100 and float(r["SD HU"]) == 0 for r in muscles)  # every muscle voxel 50 HU
+    right = sum(float(r["Volume (cm3)"]) for r in muscles if r["Side"] == "right")
+    assert float(groups["Right all ten muscles"]["Volume (cm3)"]) == pytest.approx(right)
+    assert groups["Right all ten muscles"]["Label"] == ""
 
 
 def _phantom_ct_node(mrml, small_phantom):
@@ -151,7 +156,15 @@ def test_segmentation_runs_in_a_subprocess_and_lands_in_the_scene(mrml, logic, s
     assert result.segmentation.GetSegmentation().ContainsRepresentation("Closed surface")
     table = table_rows(result.volumes)
     csv_rows = measure.read_volumes_csv(job.out_dir / "volumes.csv")
-    assert [r["Muscle"] for r in table] == [r.name for r in csv_rows]
+    assert [r["Muscle"] for r in table[:20]] == [r.name for r in csv_rows]
+    if (job.out_dir / "measurements.csv").is_file():  # the group rows and new columns come from it
+        from ThighMuscleSegLib.measure.table import read_measurements_csv
+
+        measured = read_measurements_csv(job.out_dir / "measurements.csv")
+        assert [r["Muscle"] for r in table] == [m.name for m in measured]
+        for t, m in zip(table, measured):
+            for title, value in (("SD HU", m.sd_hu), ("IMAT (%)", m.imat_percent), ("CSA max (cm2)", m.csa_max_cm2)):
+                assert float(t[title]) == pytest.approx(value, abs=1e-9, nan_ok=True)
     for t, c in zip(table, csv_rows):
         assert float(t["Volume (cm3)"]) == pytest.approx(c.volume_cm3, rel=1e-6, abs=1e-9)
         assert int(t["Voxels"]) == c.voxels

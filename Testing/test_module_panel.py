@@ -119,6 +119,12 @@ def panel(mrml, monkeypatch, tmp_path):
     return SimpleNamespace(widget=w, ct=ct, shown=shown, scene=mrml.scene, tmp=tmp_path)
 
 
+def _column(table, title):
+    """Muscle name -> the cell of column ``title`` of a table as the panel shows it."""
+    c = table.header.index(title)
+    return {table.cells[r, 0]: table.cells[r, c] for r in range(table.rowCount)}
+
+
 def _job(panel, code, outputs=None):
     from ThighMuscleSegModuleLib.logic import SegmentationJob
     from ThighMuscleSegModuleLib.runner import ThighsegProcess
@@ -161,19 +167,34 @@ def test_a_result_that_fails_to_load_resets_the_button_and_leaves_the_scene(pane
 
 def test_a_finished_run_lands_with_its_table_and_notes_an_empty_note_included(panel):
     from ThighMuscleSegLib import measure
+    from ThighMuscleSegLib.measure.table import measurement_rows, write_measurements_csv
 
     arr = blocky_labels()
-    ct = make_image(np.full(arr.shape, -50, np.int16))
+    hu = np.where(arr > 0, 40 + arr, -50).astype(np.int16)  # every muscle normal-attenuation muscle
+    fat = (arr == 1) & (np.arange(arr.shape[2])[None, None, :] % 2 == 0)
+    hu[fat] = -100  # half of the right sartorius (alternate columns) is intramuscular fat
+    ct, labels = make_image(hu), make_image(arr)
     outputs = {
-        "labels.nii.gz": lambda p: sitk.WriteImage(make_image(arr), str(p)),
+        "labels.nii.gz": lambda p: sitk.WriteImage(labels, str(p)),
         "disagreement.nii.gz": lambda p: sitk.WriteImage(make_image(np.zeros_like(arr)), str(p)),
-        "volumes.csv": lambda p: measure.write_volumes_csv(measure.muscle_volumes(ct, make_image(arr)), p),
+        "volumes.csv": lambda p: measure.write_volumes_csv(measure.muscle_volumes(ct, labels), p),
+        "measurements.csv": lambda p: write_measurements_csv(measurement_rows(ct, labels), p),
     }
     w = panel.widget
     w.job = _job(panel, f"print({DONE!r})", outputs)
     _poll_until_idle(w)
     assert w.result is not None and w.ui.segmentationSelector.currentNode() is w.result.segmentation
-    assert w.ui.volumesTable.rowCount == 20
+    assert w.ui.volumesTable.rowCount == 20 + 2 * 4  # the muscles, then four groups per thigh
+    imat, nama = _column(w.ui.volumesTable, "IMAT (%)"), _column(w.ui.volumesTable, "NAMA (%)")
+    share = 100 * fat.sum() / (arr == 1).sum()
+    assert float(imat["Right sartorius"]) == pytest.approx(share, abs=0.05)  # the panel shows one decimal
+    assert float(nama["Right sartorius"]) == pytest.approx(100 - share, abs=0.05)
+    assert float(imat["Left gracilis"]) == 0 and float(nama["Left gracilis"]) == 100
+    volume = {k: float(v) for k, v in _column(w.ui.volumesTable, "Volume (cm3)").items()}
+    quadriceps = sum(volume[f"Right {m}"] for m in ("rectus femoris", "vastus lateralis", "vastus intermedius",
+                                                    "vastus medialis"))
+    assert volume["Right quadriceps"] == pytest.approx(quadriceps, abs=0.25)  # sum of four one-decimal cells
+    assert _column(w.ui.volumesTable, "Label")["Right quadriceps"] == ""
     assert panel.shown == [("warning", "The right thigh is cut by the scan at its knee end.")]
     assert w.ui.segmentButton.text == "Segment thighs"
     assert not (panel.tmp / "ThighMuscleSeg-run").exists()
@@ -216,7 +237,7 @@ def test_selecting_and_editing_a_segmentation_measures_it_again_off_the_gui_thre
     w.refreshVolumes()  # the timer fired
     w.volumesFuture.result(timeout=60)
     w.onBackgroundPoll()
-    rows = {w.ui.volumesTable.cells[r, 0]: w.ui.volumesTable.cells[r, 6] for r in range(w.ui.volumesTable.rowCount)}
+    rows = _column(w.ui.volumesTable, "Voxels")
     assert rows["Right sartorius"] == str((arr == 1).sum())
     sid = seg.GetSegmentation().GetSegmentIdBySegmentName("Right sartorius")
     slicer.util.updateSegmentBinaryLabelmapFromArray(np.zeros_like(arr), seg, sid, panel.ct)  # an edit
@@ -224,7 +245,7 @@ def test_selecting_and_editing_a_segmentation_measures_it_again_off_the_gui_thre
     w.refreshVolumes()
     w.volumesFuture.result(timeout=60)
     w.onBackgroundPoll()
-    rows = {w.ui.volumesTable.cells[r, 0]: w.ui.volumesTable.cells[r, 6] for r in range(w.ui.volumesTable.rowCount)}
+    rows = _column(w.ui.volumesTable, "Voxels")
     assert rows["Right sartorius"] == "0"
     assert len(w.ui.volumesTable.props) == 1
     tables = panel.scene.GetNodesByClass("vtkMRMLTableNode").GetNumberOfItems()

@@ -65,6 +65,7 @@ class SegmentationResult:
     notes: list[str]  # what the user must know about the result (a thigh cut by the scan, ...)
     ct_node: object = None  # the CT it was made from
     edited: bool = False  # set by the panel once the user edits it: ``volumes`` then no longer holds
+    frames: list | None = None  # the run's ThighFrames (frames.json): measuring and comparing need no new search
 
 
 def remove_stale_work_dirs(parent: str | Path | None = None, older_than_s: float = STALE_WORK_S) -> list[Path]:
@@ -160,8 +161,7 @@ class SceneLogic:
             seg = self.import_labels(job.out_dir / "labels.nii.gz", job.ct_node)
             added.append(seg)
             seg.CreateClosedSurfaceRepresentation()
-            volumes = T.volume_table(self.scene, measure.read_volumes_csv(job.out_dir / "volumes.csv"),
-                                     f"{job.ct_node.GetName()} muscle volumes")
+            volumes = T.volume_table(self.scene, read_result_rows(job.out_dir), f"{job.ct_node.GetName()} muscle volumes")
             added.append(volumes)
             seg.SetNodeReferenceID(VOLUMES_TABLE_ROLE, volumes.GetID())
             disagreement = S.volume_node_from_image(self.scene,
@@ -170,28 +170,30 @@ class SceneLogic:
                                                     "vtkMRMLLabelMapVolumeNode")
             added.append(disagreement)
             notes = list(state.result.get("notes", []))
+            frames = read_frames(job.out_dir)
         except BaseException:
             S.remove_nodes(self.scene, reversed(added))
             raise
         finally:
             if not keep_outputs:
                 job.discard()
-        return SegmentationResult(seg, volumes, disagreement, job.out_dir, notes, ct_node=job.ct_node)
+        return SegmentationResult(seg, volumes, disagreement, job.out_dir, notes, ct_node=job.ct_node, frames=frames)
 
     # --- tables, new ground truth, follow-up -------------------------------------------
-    def start_volumes(self, segmentation_node, ct_node) -> Future:
-        """Per-muscle volumes of a segmentation as it is now: the labels are merged here (one
-        C++ call), the counting runs on a worker thread. Future of ``list[MuscleVolume]``."""
+    def start_volumes(self, segmentation_node, ct_node, frames: list | None = None) -> Future:
+        """The volume table's rows of a segmentation as it is now (``tables.TableRow``: per muscle
+        and side, then the groups): the labels are merged here (one C++ call), the measuring runs
+        on a worker thread. ``frames`` (the run's ThighFrames) add the subcutaneous fat."""
         S.check_volume_node(ct_node)
         labels = S.labels_array(segmentation_node, ct_node)
         ct_voxels = _volume_view(ct_node)
         geometry = S.lps_geometry(ct_node)
-        return _workers.submit(_measure, ct_voxels, labels, geometry)
+        return _workers.submit(_measure, ct_voxels, labels, geometry, list(frames or ()))
 
-    def volumes_of(self, segmentation_node, ct_node) -> list[measure.MuscleVolume]:
-        return self.start_volumes(segmentation_node, ct_node).result()
+    def volumes_of(self, segmentation_node, ct_node, frames: list | None = None) -> list[T.TableRow]:
+        return self.start_volumes(segmentation_node, ct_node, frames).result()
 
-    def volume_table_for(self, segmentation_node, rows: list[measure.MuscleVolume]):
+    def volume_table_for(self, segmentation_node, rows: list[T.TableRow]):
         """The segmentation's volume table, filled with ``rows``: the one made for it before
         (refilled in place), else a new one referenced from the segmentation node."""
         table = segmentation_node.GetNodeReference(VOLUMES_TABLE_ROLE)
@@ -229,7 +231,8 @@ class SceneLogic:
         segmentation to the current one; ``change_table`` puts them into the scene."""
         current = self.start_volumes(current_node, ct_node)
         prior = self.start_volumes(prior_node, prior_ct_node or ct_node)
-        return _workers.submit(lambda: measure.compare_with_prior(current.result(), prior.result()))
+        muscles = lambda rows: [r for r in rows if r.kind == "muscle"]  # noqa: E731
+        return _workers.submit(lambda: measure.compare_with_prior(muscles(current.result()), muscles(prior.result())))
 
     def change_table(self, current_node, changes):
         """The change table of ``current_node``, replacing the one made for it before."""
@@ -252,8 +255,30 @@ def _volume_view(node):
     return slicer.util.arrayFromVolume(node)  # a view; it keeps its VTK array (the voxels) alive
 
 
-def _measure(ct_voxels: np.ndarray, labels: np.ndarray, geometry) -> list[measure.MuscleVolume]:
-    return measure.muscle_volumes(S.image_from_array(ct_voxels, geometry), S.image_from_array(labels, geometry))
+def _measure(ct_voxels: np.ndarray, labels: np.ndarray, geometry, frames: list) -> list[T.TableRow]:
+    from ThighMuscleSegLib.measure.table import measurement_rows
+
+    ct, label_image = S.image_from_array(ct_voxels, geometry), S.image_from_array(labels, geometry)
+    volumes = measure.muscle_volumes(ct, label_image)
+    return T.merge_rows(volumes, measurement_rows(ct, label_image, frames))
+
+
+def read_result_rows(out_dir: Path) -> list[T.TableRow]:
+    """The volume table of a ``thighseg segment`` result: volumes.csv with measurements.csv
+    (when the result has one: an older thighseg wrote only volumes.csv)."""
+    from ThighMuscleSegLib.measure.table import read_measurements_csv
+
+    path = Path(out_dir) / "measurements.csv"
+    measurements = read_measurements_csv(path) if path.is_file() else None
+    return T.merge_rows(measure.read_volumes_csv(Path(out_dir) / "volumes.csv"), measurements)
+
+
+def read_frames(out_dir: Path) -> list | None:
+    """The run's ThighFrames from its frames.json; None when it has none."""
+    from ThighMuscleSegLib.framing import frames_from_json
+
+    path = Path(out_dir) / "frames.json"
+    return frames_from_json(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def _write_training_case(case: Path, ct_voxels: np.ndarray, labels: np.ndarray, geometry, info: dict) -> Path:

@@ -1,13 +1,83 @@
-"""Volume tables as MRML table nodes (shown in the panel, exported as CSV)."""
+"""The module's tables as MRML table nodes (shown in the panel, exported as CSV).
+
+The volume table is one row per muscle and side (``volumes.csv``: volume, quality flag; and
+``measurements.csv``: HU spread, fat infiltration, cross-sectional areas) and then the group
+rows of each thigh (quadriceps, hamstrings, adductor group, all ten; ``classes.GROUPS``).
+Building the rows needs no Qt and no MRML (``merge_rows``); only ``_fill`` touches vtk.
+"""
 
 from __future__ import annotations
 
 import math
+from dataclasses import dataclass
 
 from ThighMuscleSegLib.measure import MuscleVolume, VolumeChange
 
-VOLUME_COLUMNS = (("Muscle", "name", "string"), ("Side", "side", "string"), ("Label", "label_value", "int"),
+NAN = math.nan
+
+
+@dataclass(frozen=True)
+class TableRow:
+    """One row of the volume table: a muscle on one side, or a group of one thigh."""
+
+    kind: str  # "muscle" | "group" (as in measurements.csv)
+    label_value: int | None  # 1-20; None for a group
+    muscle: str  # class key or group key
+    side: str
+    name: str
+    voxels: int
+    volume_cm3: float
+    mean_hu: float
+    sd_hu: float = NAN
+    imat_percent: float = NAN
+    lama_percent: float = NAN
+    nama_percent: float = NAN
+    csa_50_cm2: float = NAN
+    csa_max_cm2: float = NAN
+    csa_max_percent: float = NAN
+    subcutaneous_fat_cm2: float = NAN  # the all-muscles row of each thigh only
+    asymmetry_percent: float = NAN
+    confidence: float = NAN
+    quality: str = ""
+
+    @property
+    def label(self) -> str:
+        return "" if self.label_value is None else str(self.label_value)
+
+
+_FROM_MEASUREMENTS = ("sd_hu", "imat_percent", "lama_percent", "nama_percent", "csa_50_cm2", "csa_max_cm2",
+                      "csa_max_percent", "subcutaneous_fat_cm2")
+
+
+def from_volume(v: MuscleVolume, m=None) -> TableRow:
+    """A muscle's row from its ``volumes.csv`` row and, when there, its ``measurements.csv`` row."""
+    extra = {k: float(getattr(m, k)) for k in _FROM_MEASUREMENTS} if m is not None else {}
+    return TableRow("muscle", v.label_value, v.muscle, v.side, v.name, v.voxels, v.volume_cm3, v.mean_hu,
+                    asymmetry_percent=v.asymmetry_percent, confidence=v.confidence, quality=v.quality, **extra)
+
+
+def from_group(m) -> TableRow:
+    """A group's row from its ``measurements.csv`` row (``measure.table.MeasurementRow``)."""
+    return TableRow("group", None, m.muscle, m.side, m.name, m.voxels, m.volume_cm3, m.mean_hu,
+                    **{k: float(getattr(m, k)) for k in _FROM_MEASUREMENTS})
+
+
+def merge_rows(volumes: list[MuscleVolume], measurements: list | None = None) -> list[TableRow]:
+    """The volume table's rows: each muscle (volumes.csv order) with its measurements, matched by
+    label value, then the group rows. Without measurements (a result of an older thighseg) the
+    new columns are empty and there are no group rows."""
+    by_label = {m.label_value: m for m in measurements or () if m.kind == "muscle"}
+    rows = [from_volume(v, by_label.get(v.label_value)) for v in volumes]
+    return rows + [from_group(m) for m in measurements or () if m.kind == "group"]
+
+
+VOLUME_COLUMNS = (("Muscle", "name", "string"), ("Side", "side", "string"), ("Label", "label", "string"),
                   ("Volume (cm3)", "volume_cm3", "double"), ("Mean HU", "mean_hu", "double"),
+                  ("SD HU", "sd_hu", "double"), ("IMAT (%)", "imat_percent", "double"),
+                  ("LAMA (%)", "lama_percent", "double"), ("NAMA (%)", "nama_percent", "double"),
+                  ("CSA 50 % (cm2)", "csa_50_cm2", "double"), ("CSA max (cm2)", "csa_max_cm2", "double"),
+                  ("CSA max at (% femur)", "csa_max_percent", "double"),
+                  ("Subcutaneous fat 50 % (cm2)", "subcutaneous_fat_cm2", "double"),
                   ("Asymmetry R-L (%)", "asymmetry_percent", "double"), ("Voxels", "voxels", "int"),
                   ("Quality", "quality", "string"), ("Confidence", "confidence", "double"))
 CHANGE_COLUMNS = (("Muscle", "name", "string"), ("Side", "side", "string"),
@@ -44,11 +114,12 @@ def _isnan(v) -> bool:
     return isinstance(v, float) and math.isnan(v)
 
 
-def volume_table(scene, rows: list[MuscleVolume], name: str, node=None):
-    """A table node of ``rows``; with ``node``, that table is refilled in place (no new node)."""
+def volume_table(scene, rows: list[TableRow] | list[MuscleVolume], name: str, node=None):
+    """A table node of ``rows`` (``MuscleVolume`` rows get empty measurement columns); with
+    ``node``, that table is refilled in place (no new node)."""
     if node is None:
         node = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
-    _fill(node, rows, VOLUME_COLUMNS)
+    _fill(node, [r if isinstance(r, TableRow) else from_volume(r) for r in rows], VOLUME_COLUMNS)
     return node
 
 
