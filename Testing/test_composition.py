@@ -232,3 +232,44 @@ def test_reader_refuses_a_file_that_is_no_measurements_csv(tmp_path):
     p.write_text("label_value,muscle\n1,sartorius\n", encoding="utf-8")
     with pytest.raises(InputError, match="not a thighseg measurements.csv"):
         read_measurements_csv(p)
+
+
+# --- height from DICOM (the segment run's measurements.csv: test_segment_cli) ----------------------
+
+def test_dicom_patient_size_gives_the_height(tmp_path):
+    import pydicom
+    from synthetic_dicom import write_ct_series
+    from ThighMuscleSegLib import io as tio
+
+    ct = make_image(np.zeros((4, 16, 16), np.int16), spacing=(1.0, 1.0, 2.0))
+    for folder, size in (("tall", "1.82"), ("centimetres", "182"), ("none", None)):
+        for path in write_ct_series(ct, tmp_path / folder):
+            ds = pydicom.dcmread(path)
+            if size is not None:
+                ds.PatientSize = size
+            ds.save_as(path)
+        height = tio.patient_height_cm(tio.read_ct(tmp_path / folder))
+        assert height == (pytest.approx(182.0) if folder == "tall" else None), folder  # 182 "m" is no height
+    assert tio.patient_height_cm(ct) is None  # not read from DICOM
+
+
+def test_cohort_table_takes_the_new_columns_from_measurements_csv(tmp_path):
+    from ThighMuscleSegLib.cohort.table import measurement_column_names, read_table, write_tables
+    from ThighMuscleSegLib.cohort.worker import composition_columns
+    from ThighMuscleSegLib.measure.table import measurement_rows, write_measurements_csv
+
+    ct, labels, centres, axis = _thighs()
+    rows = measurement_rows(ct, labels, [_frame(s, centres[s], axis) for s in C.SIDES], height_cm=165.0)
+    wide = composition_columns(write_measurements_csv(rows, tmp_path / "measurements.csv"))
+    assert set(wide) <= set(measurement_column_names())
+    by = {(r.side, r.muscle): r for r in rows}
+    assert wide["right_vastus_lateralis_imat_percent"] == pytest.approx(by[("right", "vastus_lateralis")].imat_percent,
+                                                                         abs=1e-3)
+    assert "right_vastus_lateralis_volume_cm3" not in wide  # volumes.csv's column, taken from there
+    assert wide["left_all_muscles_subcutaneous_fat_cm2"] == pytest.approx(
+        by[("left", "all_muscles")].subcutaneous_fat_cm2, abs=1e-3)
+    assert "left_quadriceps_subcutaneous_fat_cm2" not in wide  # measured on the all-muscles row only
+    csv_path, _ = write_tables(tmp_path, [{"case_id": "a", "status": "done", "measurements": wide}])
+    table = read_table(csv_path)[0]
+    assert float(table["left_quadriceps_volume_cm3"]) == pytest.approx(by[("left", "quadriceps")].volume_cm3,
+                                                                        abs=1e-3)

@@ -17,7 +17,8 @@ from ThighMuscleSegLib import classes as C
 from ThighMuscleSegLib import io as tio
 
 REPO = Path(__file__).resolve().parent.parent
-OUTPUTS = {"segmentation.seg.nrrd", "labels.nii.gz", "disagreement.nii.gz", "volumes.csv", "report.png", "frames.json"}
+OUTPUTS = {"segmentation.seg.nrrd", "labels.nii.gz", "disagreement.nii.gz", "volumes.csv", "measurements.csv",
+           "report.png", "frames.json"}
 
 
 def thighseg(*args, **kw):
@@ -29,7 +30,7 @@ def thighseg(*args, **kw):
 def segmented(small_phantom, random_model_file, tmp_path_factory):
     out = tmp_path_factory.mktemp("seg") / "out"
     r = thighseg("segment", small_phantom / "ct.nii.gz", "--out", out, "--model", random_model_file,
-                 "--progress", "json", "--device", "cpu")
+                 "--progress", "json", "--device", "cpu", "--height-cm", "170")
     return r, out
 
 
@@ -44,6 +45,37 @@ def test_every_output_is_written_in_the_ct_geometry(segmented, small_phantom):
         assert img.GetPixelID() == sitk.sitkUInt8
     labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "labels.nii.gz")))
     assert labels.max() <= 20
+
+
+def test_measurements_csv_matches_the_labels(segmented, small_phantom):
+    """measurements.csv of the run: each muscle's composition as the written labels give it, the
+    height given, each thigh's all-muscles row the sum of its muscles with its fat plane named."""
+    import math
+
+    from ThighMuscleSegLib.measure.composition import muscle_composition
+    from ThighMuscleSegLib.measure.table import read_measurements_csv
+
+    _, out = segmented
+    rows = read_measurements_csv(out / "measurements.csv")
+    ct = sitk.ReadImage(str(small_phantom / "ct.nii.gz"))
+    expected = {c.label_value: c for c in muscle_composition(ct, sitk.ReadImage(str(out / "labels.nii.gz")))}
+    muscles = [row for row in rows if row.kind == "muscle"]
+    assert [row.label_value for row in muscles] == list(range(1, 21))
+    for row in muscles:
+        assert row.voxels == expected[row.label_value].voxels and row.height_cm == 170.0
+        if row.voxels:
+            assert row.imat_percent == pytest.approx(expected[row.label_value].imat_percent, abs=1e-3)
+            assert row.volume_per_height2_cm3_m2 == pytest.approx(row.volume_cm3 / 1.7 ** 2, abs=2e-3)
+    thighs = {row.side: row for row in rows if row.muscle == "all_muscles"}
+    assert set(thighs) == {"right", "left"}
+    for side, row in thighs.items():
+        assert row.voxels == sum(m.voxels for m in muscles if m.side == side)
+        assert row.subcutaneous_fat_plane and (math.isnan(row.subcutaneous_fat_cm2) or row.subcutaneous_fat_cm2 >= 0)
+
+
+def test_height_must_be_in_centimetres(tmp_path):
+    r = thighseg("segment", tmp_path / "x.nii.gz", "--out", tmp_path / "o", "--height-cm", "1.7")
+    assert r.returncode != 0 and "centimetres" in r.stderr
 
 
 def test_frames_json_holds_the_fields_that_hold_every_label(segmented, small_phantom):

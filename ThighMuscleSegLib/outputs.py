@@ -21,7 +21,8 @@ from .io.writing import probe_write
 
 MARKER = ".thighseg-run"  # in the staging folder from its start: a folder made again by a writer lacks it
 SEGMENT_OUTPUTS = ("segmentation.seg.nrrd", "labels.nii.gz", "disagreement.nii.gz", "volumes.csv",
-                   "report.png", "frames.json", "segmentation.dcm")
+                   "measurements.csv", "report.png", "frames.json", "slabs.csv", "profiles.csv",
+                   "profiles.png", "segmentation.dcm")
 
 
 def check_output_folder(folder: str | os.PathLike, names=SEGMENT_OUTPUTS, overwrite: bool = False) -> None:

@@ -39,6 +39,7 @@ class Segmentation:
     seconds: dict[str, float] = field(default_factory=dict)
     volumes: list = field(default_factory=list)  # measure.MuscleVolume rows, with their quality flags
     quality: list = field(default_factory=list)  # quality.MuscleQuality per muscle of each segmented side
+    femur: dict = field(default_factory=dict)  # side -> measure.femur.FemurLine (write_outputs finds it when empty)
 
     @property
     def verdicts(self) -> dict[str, dict]:
@@ -109,14 +110,18 @@ def assess_quality(ct: sitk.Image, labels: sitk.Image, stats: dict) -> tuple[lis
 
 
 def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: list[str] | None = None,
-                  overwrite: bool = False, progress=None) -> list[Path]:
-    """All outputs of ``thighseg segment``, staged so they appear together or not at all."""
+                  overwrite: bool = False, progress=None, height_cm: float | None = None) -> list[Path]:
+    """All outputs of ``thighseg segment``, staged so they appear together or not at all.
+    ``height_cm``: the patient's height for volume / height² (default: DICOM Patient's Size)."""
     from .measure import muscle_volumes, write_volumes_csv
+    from .measure.table import measurement_rows, write_measurements_csv
+    from .measure.femur import femur_lines
+    from .measure.profiles import write_along_femur
     from .render import write_report_png
     from .segnrrd import write_seg_nrrd
 
     with StagedOutputs(out_dir, overwrite=overwrite) as stage:
-        steps = 5 + (1 if dicom_files else 0)
+        steps = 7 + (1 if dicom_files else 0)
         done = 0
 
         def step(message: str) -> None:
@@ -131,11 +136,19 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
         tio.write_image(result.disagreement, stage.path("disagreement.nii.gz"))
         step("writing segmentation.seg.nrrd")
         write_seg_nrrd(result.labels, stage.path("segmentation.seg.nrrd"))
-        with open(stage.path("frames.json"), "w", encoding="utf-8") as f:  # the analysed fields
-            f.write(framing.frames_to_json(result.frames, device=result.device, quality=result.verdicts))
+        result.femur = result.femur or femur_lines(result.ct, result.frames)
+        with open(stage.path("frames.json"), "w", encoding="utf-8") as f:  # the analysed fields, the femur lines
+            f.write(framing.frames_to_json(result.frames, device=result.device, quality=result.verdicts,
+                                           femur={s: line.to_dict() for s, line in result.femur.items()}))
+        step("writing slabs.csv, profiles.csv and profiles.png")
+        write_along_femur(result.ct, result.labels, result.femur, stage.path, title=f"ThighMuscleSeg {__version__}")
         step("writing volumes.csv")
         volumes = result.volumes or muscle_volumes(result.ct, result.labels)
         write_volumes_csv(volumes, stage.path("volumes.csv"))
+        step("writing measurements.csv")
+        height = height_cm if height_cm is not None else tio.patient_height_cm(result.ct)
+        write_measurements_csv(measurement_rows(result.ct, result.labels, result.frames, height_cm=height),
+                               stage.path("measurements.csv"))
         step("drawing report.png")
         write_report_png(result.ct, result.labels, stage.path("report.png"), disagreement=result.disagreement,
                          volumes=volumes, title=f"ThighMuscleSeg {__version__}",

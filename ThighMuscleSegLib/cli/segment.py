@@ -28,6 +28,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--back-interpolation", choices=("linear", "nearest"), default=DEFAULT_BACK_INTERPOLATION,
                         help="how the 2 mm labels go back into the CT: linear (each label's share interpolated; "
                              "smooth boundaries, default) or nearest (2 mm staircase, about 0.5 s faster)")
+    parser.add_argument("--height-cm", type=_height_cm, metavar="CM",
+                        help="the patient's height, for volume / height² in measurements.csv (default: DICOM "
+                             "Patient's Size when the input is DICOM and has it; else none)")
     parser.add_argument("--series", metavar="UID", help="DICOM series instance UID when the folder holds several")
     parser.add_argument("--overwrite", action="store_true", help="replace results already in --out")
     parser.add_argument("--allow-gaps", action="store_true",
@@ -35,6 +38,19 @@ def add_arguments(parser) -> None:
     parser.add_argument("--allow-huge", action="store_true",
                         help="segment a CT of more than 4 GB of voxels (refused otherwise: it needs about 3 times "
                              "that in memory)")
+
+
+def _height_cm(text: str) -> float:
+    """A height in cm, refused unless plausible (30-260 cm: metres or inches typed in are caught)."""
+    import argparse
+
+    try:
+        value = float(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"{text!r} is not a number") from None
+    if not 30.0 <= value <= 260.0:
+        raise argparse.ArgumentTypeError(f"{value:g} cm is no adult or child height (give centimetres, 30-260)")
+    return value
 
 
 def _cancel_on_signals(progress: Progress) -> None:
@@ -74,7 +90,7 @@ def run(args) -> int:
                             log=lambda m: progress.update("infer right", 0.0, m))
         t_write = time.perf_counter()
         written = write_outputs(result, args.out, dicom_files=dicom_files, overwrite=args.overwrite,
-                                progress=progress)
+                                progress=progress, height_cm=getattr(args, "height_cm", None))
         stages = {"read": read_s, **result.seconds, "write": time.perf_counter() - t_write}
     except Cancelled:
         progress.finish("error", message="cancelled; no outputs were written")

@@ -51,8 +51,8 @@ from .table import Records, write_tables
 TABLE_INTERVAL_S = 2.0
 STAGING_PREFIX = ".staging-"
 OLD_PREFIX = ".old-"
-REQUIRED_OUTPUTS = ("segmentation.seg.nrrd", "labels.nii.gz", "disagreement.nii.gz", "volumes.csv", "report.png",
-                    "frames.json")
+REQUIRED_OUTPUTS = ("segmentation.seg.nrrd", "labels.nii.gz", "disagreement.nii.gz", "volumes.csv",
+                    "measurements.csv", "report.png", "frames.json")
 MAX_TRIES = 2  # a case whose worker dies twice is a failed row
 
 

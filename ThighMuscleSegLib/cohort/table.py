@@ -3,8 +3,11 @@
 One row per case. The first columns (:data:`BASE_COLUMNS`) say what the case is and what
 happened to it; then every column of ``volumes.csv`` that measures (not the ones naming the row),
 for each side and muscle: ``<side>_<muscle>_<column>``, e.g. ``right_vastus_lateralis_volume_cm3``,
-``left_gracilis_mean_hu``, ``right_adductors_quality``. A column that ``volumes.csv`` gains later
-is added at the end; none is ever removed.
+``left_gracilis_mean_hu``, ``right_adductors_quality``; then the columns of ``measurements.csv``
+that ``volumes.csv`` lacks, the same way for each muscle (e.g. ``right_vastus_lateralis_imat_percent``)
+and for each group of a thigh (e.g. ``left_quadriceps_volume_cm3``,
+``right_all_muscles_subcutaneous_fat_cm2``). A column that either file gains later is added at the
+end; none is ever removed.
 
 ``status``: ``done`` (segmented by this run), ``skipped`` (its results, complete and made from an
 unchanged input, were kept from an earlier run: the measurements are those in its folder),
@@ -32,18 +35,35 @@ BASE_COLUMNS = ("case_id", "input", "subject", "date", "height_cm", "status", "e
 NUMERIC_BASE = {"height_cm", "seconds", "cpu_seconds", "peak_rss_mb"}
 STATUSES = ("done", "failed", "skipped")
 RECORDS = Path(".thighseg-batch") / "records.jsonl"
+ID_COLUMNS = ("label_value", "muscle", "side", "name")  # volumes.csv columns that name a row, not measure it
 
 
 def measure_fields() -> tuple[str, ...]:
     """The measuring columns of ``volumes.csv``, in its order (from ``measure.CSV_COLUMNS``)."""
     from ..measure import CSV_COLUMNS
-    from .worker import ID_COLUMNS
 
     return tuple(c for c in CSV_COLUMNS if c not in ID_COLUMNS)
 
 
+def composition_fields(group: str | None = None) -> tuple[str, ...]:
+    """The columns of ``measurements.csv`` the table takes for a muscle (``group`` None: those
+    ``volumes.csv`` lacks) or for the group ``group`` (all that measure; the subcutaneous fat
+    only on the all-muscles row, where it is measured). The height is a base column."""
+    from ..measure.table import MEASUREMENT_COLUMNS
+
+    skip = set(ID_COLUMNS) | {"kind", "height_cm"}
+    if group is None:
+        skip |= set(measure_fields()) | {"subcutaneous_fat_cm2", "subcutaneous_fat_plane"}
+    elif group != "all_muscles":
+        skip |= {"subcutaneous_fat_cm2", "subcutaneous_fat_plane"}
+    return tuple(c for c in MEASUREMENT_COLUMNS if c not in skip)
+
+
 def measurement_column_names() -> list[str]:
-    return [f"{side}_{m.key}_{col}" for side in C.SIDES for m in C.CLASSES for col in measure_fields()]
+    cols = [f"{side}_{m.key}_{col}" for side in C.SIDES for m in C.CLASSES for col in measure_fields()]
+    cols += [f"{side}_{m.key}_{col}" for side in C.SIDES for m in C.CLASSES for col in composition_fields()]
+    cols += [f"{side}_{g.key}_{col}" for side in C.SIDES for g in C.GROUPS for col in composition_fields(g.key)]
+    return cols
 
 
 def columns_for(rows: list[dict]) -> list[str]:

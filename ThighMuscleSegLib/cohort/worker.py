@@ -25,9 +25,7 @@ import time
 from pathlib import Path
 
 from .manifest import Case, content_sha256
-
-# volumes.csv columns that name a row rather than measure it
-ID_COLUMNS = ("label_value", "muscle", "side", "name")
+from .table import ID_COLUMNS, composition_fields
 
 
 def measurement_columns(volumes_csv: str | os.PathLike) -> dict[str, object]:
@@ -40,6 +38,19 @@ def measurement_columns(volumes_csv: str | os.PathLike) -> dict[str, object]:
                 if col in ID_COLUMNS or col is None:
                     continue
                 out[f"{r['side']}_{r['muscle']}_{col}"] = _number(value)
+    return out
+
+
+def composition_columns(measurements_csv: str | os.PathLike) -> dict[str, object]:
+    """The cohort-table columns of ``measurements.csv`` (``table.composition_fields``): the
+    muscles' columns that ``volumes.csv`` lacks and the groups' rows, as one wide row."""
+    out: dict[str, object] = {}
+    with open(measurements_csv, newline="", encoding="utf-8") as f:
+        for r in csv.DictReader(f):
+            group = r["muscle"] if r.get("kind") == "group" else None
+            for col in composition_fields(group):
+                if col in r:
+                    out[f"{r['side']}_{r['muscle']}_{col}"] = _number(r[col])
     return out
 
 
@@ -159,13 +170,13 @@ def segment_case(case: Case, staging: str | os.PathLike, model, *, device: str =
         ct, dicom_files, read_notes = _read(case)
         result = segment_ct(ct, model, device=device, fusion=fusion,
                             back_interpolation=back_interpolation or DEFAULT_BACK_INTERPOLATION)
-        write_outputs(result, staging, dicom_files=dicom_files)
+        write_outputs(result, staging, dicom_files=dicom_files, height_cm=case.height_cm)
         row.update(status="done", device=str(result.device), thighs=",".join(f.side for f in result.frames),
                    notes="; ".join(read_notes + list(result.notes)))
         measurements = measurement_columns(staging / "volumes.csv")
         row["flagged"] = ",".join(k[: -len("_quality")] for k, v in measurements.items()
                                   if k.endswith("_quality") and v == "check")
-        row["measurements"] = measurements
+        row["measurements"] = {**measurements, **composition_columns(staging / "measurements.csv")}
     except Exception as e:  # noqa: BLE001 - one bad scan is a failed row, never the end of the batch
         row["error"] = error_message(e)
         shutil.rmtree(staging, ignore_errors=True)

@@ -37,11 +37,14 @@ from .writing import _umask, atomic_path, describe_write_error, output_error, wr
 
 __all__ = ["CT_SUFFIXES", "InputError", "OutputError", "SeriesInfo", "array", "atomic_path", "check_ct",
            "describe_write_error", "dicom_seg_sources", "has_ct_suffix", "image_like", "input_notes",
-           "list_dicom_series", "output_error", "pick_ct_series", "read_ct", "same_geometry", "write_image"]
+           "list_dicom_series", "output_error", "patient_height_cm", "pick_ct_series", "read_ct", "same_geometry",
+           "write_image"]
 
 CT_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 NOTES_KEY = "input_notes"
 RESAMPLED_KEY = "resampled"
+PATIENT_SIZE_KEY = "patient_size_m"  # DICOM Patient's Size (0010,1020), metres
+PLAUSIBLE_SIZE_M = (0.3, 2.6)  # outside: not a height in metres (e.g. centimetres typed in), not used
 
 
 def has_ct_suffix(path: str | os.PathLike) -> bool:
@@ -96,6 +99,24 @@ def input_notes(image: sitk.Image) -> list[str]:
     return [n for n in image.GetMetaData(NOTES_KEY).split("\n") if n]
 
 
+def patient_height_cm(image: sitk.Image) -> float | None:
+    """The patient's height (cm) from DICOM Patient's Size (0010,1020) of the series read, or None
+    (not DICOM, not given, or no plausible height in metres)."""
+    if not image.HasMetaDataKey(PATIENT_SIZE_KEY):
+        return None
+    return 100.0 * float(image.GetMetaData(PATIENT_SIZE_KEY))
+
+
+def _patient_size_m(path: str) -> float | None:
+    ds = read_header(path)
+    try:
+        size = float(ds.get("PatientSize")) if ds is not None and ds.get("PatientSize") not in (None, "") else None
+    except (TypeError, ValueError):
+        return None
+    lo, hi = PLAUSIBLE_SIZE_M
+    return size if size is not None and lo <= size <= hi else None
+
+
 def dicom_seg_sources(path: str | os.PathLike, ct: sitk.Image) -> tuple[list[str] | None, str]:
     """The DICOM files a DICOM SEG of ``ct`` can reference, or None and why there are none."""
     if ct.HasMetaDataKey(RESAMPLED_KEY):
@@ -144,6 +165,9 @@ def _read_dicom(series: list[SeriesInfo], p: Path, series_uid, allow_gaps, allow
     image.SetMetaData("series_uid", info.uid)
     image.SetMetaData("series_files", "\n".join(s.file for s in plan.slices))
     image.SetMetaData(NOTES_KEY, "\n".join(n for n in notes if n))
+    size_m = _patient_size_m(info.files[0])
+    if size_m is not None:
+        image.SetMetaData(PATIENT_SIZE_KEY, repr(size_m))
     if plan.resample_z or plan.tilted:
         image.SetMetaData(RESAMPLED_KEY, "the CT was resampled (" + ("gantry tilt corrected" if plan.tilted else
                                                                      "slices made regular") + ")")
