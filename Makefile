@@ -8,7 +8,7 @@ TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test bench resources clean default-model population-model evaluate-model calibrate-quality \
-	calibrate-quality-eval
+	calibrate-quality-eval repeatability
 
 setup: $(STAMP)
 
@@ -123,3 +123,14 @@ QUALITY_EVAL ?= $(wildcard $(DATA)/eval/*/cases)
 calibrate-quality-eval: $(STAMP)
 	$(VENV)/bin/thighseg calibrate-quality $(QUALITY_EVAL) --model $(MODEL) --damage-per-thigh 3 --seed 1 \
 		--device $(or $(DEVICE),auto) --evaluate --out $(DATA)/eval/quality
+
+# Each muscle's smallest detectable change (docs/repeatability.md), what `thighseg change`
+# marks changes against: REPEAT_BODIES phantom bodies of the adult population (--select train,
+# seeds from 80000, used by nothing else), each scanned twice (thighseg phantom --rescan),
+# segmented with MODEL and compared; installs ThighMuscleSegLib/data/repeatability.json and
+# docs/repeatability.md (commit them with the model). About 1 minute per body on 2 CPU cores.
+REPEAT_SEED ?= 80000
+REPEAT_BODIES ?= 24
+repeatability: $(STAMP)
+	$(PY) -m ThighMuscleSegLib.measure.repeatability_run --out $(DATA)/repeatability-$(REPEAT_SEED) \
+		--seed $(REPEAT_SEED) --bodies $(REPEAT_BODIES) --model $(MODEL) --device $(DEVICE) --install

@@ -17,6 +17,8 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "frame": ("frame", "find, split, align and crop each thigh onto the model grid (and back)"),
     "segment": ("segment", "segment the thigh muscles of a CT (DICOM folder, NIfTI, NRRD, MHA)"),
     "batch": ("batch", "segment a cohort of CTs on Ray (local or a cluster): resumable, one table for all"),
+    "change": ("change", "change per muscle against a prior scan, matched along each femur, with each muscle's "
+                         "smallest detectable change"),
     "train": ("train", "train or fine-tune a 2D / 2.5D / 3D model on a folder of cases"),
     "evaluate": ("evaluate", "Dice, average surface distance and HD95 of predictions against ground truth"),
     "calibrate-quality": ("calibrate_quality", "fit the per-muscle quality flag (ok / check) on cases with ground "
