@@ -35,7 +35,8 @@ REPO = Path(__file__).resolve().parent.parent
 SHARED = Path(os.environ.get("THIGHSEG_SHARED_DATA", REPO.parent / "shared" / "data"))
 KNEE = SHARED / "visible-human-female" / "ct" / "vhf_knee_ct.nii.gz"
 SEGMENT_OUTPUTS = {"segmentation.seg.nrrd", "labels.nii.gz", "disagreement.nii.gz", "volumes.csv",
-                   "measurements.csv", "report.png", "frames.json"}
+                   "measurements.csv", "report.png", "frames.json", "slabs.csv", "profiles.csv",
+                   "profiles.png"}
 
 
 def thighseg(*args, timeout=600, **kw):

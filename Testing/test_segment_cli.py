@@ -18,7 +18,7 @@ from ThighMuscleSegLib import io as tio
 
 REPO = Path(__file__).resolve().parent.parent
 OUTPUTS = {"segmentation.seg.nrrd", "labels.nii.gz", "disagreement.nii.gz", "volumes.csv", "measurements.csv",
-           "report.png", "frames.json"}
+           "report.png", "frames.json", "slabs.csv", "profiles.csv", "profiles.png"}
 
 
 def thighseg(*args, **kw):

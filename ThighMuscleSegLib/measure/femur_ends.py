@@ -10,8 +10,13 @@ the end: the femur in the next plane is the bone that overlaps it. Its end is
 
 - where it vanishes (a clean joint space), or
 - where it is bridged to the next bone (tibial plateau, acetabular roof; thick slices and
-  partial volume close the thin joint space): its area, shrinking towards the end, passes a
-  deep minimum and then grows again (the neighbour's cross-section); the end is that minimum.
+  partial volume close the thin joint space): near its end the cross-section (a condyle's or
+  the head's cap) shrinks fast, and where it stops shrinking the neighbour has taken over.
+  The tracked section may grow only GROWTH_MM per plane, so a bridged neighbour is entered
+  slowly and cannot hide the shrinking cap.
+
+Known limit: with slices of ~5 mm the in-plane joint space of the hip (~3 mm) can close
+below the head's top, and the end then found is the acetabular roof's (up to ~10 mm high).
 
 An end found within a slice of the CT's first or last slice is the CT's edge, not the bone's:
 it is reported as not in the scan (None).
@@ -24,6 +29,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from ..framing.frame import ThighFrame, rotation_z_to
+from .femur import ct_t_range
 from .hu_ranges import FEMUR_BONE
 
 STEP_MM = 1.0  # along t and in the plane
@@ -31,10 +37,13 @@ SEARCH_HALF_WIDTH_MM = 80.0  # the column's half-width: the femoral head sits ~4
 SEED_RADIUS_MM = 45.0  # the seed is the bone nearest the frame's axis within this distance
 MIN_SECTION_MM2 = 30.0  # smaller bone specks (noise, calcifications) are not followed
 MAX_TRACK_MM = 320.0  # an end is searched this far from its seed (a femur is 350-500 mm long)
-NECK_FRACTION = 0.35  # a bridge: the area falls below this share of its maximum near the end ...
-REGROW_FACTOR = 2.0  # ... and grows again by this factor within REGROW_MM
-REGROW_MM = 15.0
-SMOOTH_SIGMA_MM = 0.8  # against noise (up to ~30 HU SD) before the threshold
+END_FRACTION = 0.25  # the end zone: the cross-section below this share of its largest so far ...
+MIN_SHRINK = 0.08  # ... shrinking by at least this share per plane (a bone cap); slower: a bridge
+SMOOTH_SIGMA_MM = 0.5  # against noise (up to ~30 HU SD); more would blur cortex across a 3 mm joint space
+GROWTH_MM = 3.0  # the cross-section may grow this much outwards per plane (a surface >= ~18 deg to the plane)
+
+
+_DISC = ndimage.iterate_structure(ndimage.generate_binary_structure(2, 1), int(round(GROWTH_MM / STEP_MM)))
 
 
 def _column(ct: sitk.Image, origin: np.ndarray, rot: np.ndarray, t_lo: float, t_hi: float) -> tuple[np.ndarray, dict]:
@@ -79,28 +88,33 @@ def _follow(col: np.ndarray, seed_k: int, step: int, centre_uv: np.ndarray) -> t
         k += step
         if not 0 <= k < col.shape[0]:
             break
-        # Bone pieces touching the femur of the last plane, filled together: not the whole
-        # plane filled, or an acetabulum ringing the head would swallow the joint space.
+        # Bone pieces overlapping the femur of the last plane, filled together (not the whole
+        # plane filled, or an acetabulum ringing the head would swallow the joint space), and
+        # kept within GROWTH_MM of it: a bone bridged to it (tibia, pelvis) is entered only
+        # slowly, so the femur's shrinking end still shows as a minimum of the area.
         bone = FEMUR_BONE.contains(col[k])
         lab, _ = ndimage.label(bone)
-        touching = np.unique(lab[ndimage.binary_dilation(femur) & bone])
+        touching = np.unique(lab[femur & bone])
         touching = touching[touching > 0]
-        femur = ndimage.binary_fill_holes(np.isin(lab, touching)) if touching.size else None
+        if not touching.size:
+            break
+        femur = ndimage.binary_fill_holes(np.isin(lab, touching)) & ndimage.binary_dilation(femur, _DISC)
     return areas, centres
 
 
-def _end_index(areas: list[float]) -> tuple[int, bool]:
-    """(index of the end plane in ``areas``, whether the section vanished after it). A deep
-    minimum followed by regrowth (a bridged joint) ends it early."""
-    a = np.asarray(areas)
-    regrow = max(int(REGROW_MM / STEP_MM), 1)
-    for i in range(1, len(a) - 1):
-        recent_max = a[max(0, i - int(60 / STEP_MM)): i].max()
-        if a[i] < NECK_FRACTION * recent_max and a[i] <= a[i - 1] and a[i] <= a[i + 1]:
-            ahead = a[i + 1: i + 1 + regrow]
-            if ahead.size and ahead.max() >= REGROW_FACTOR * a[i] and ahead.max() >= NECK_FRACTION * recent_max:
-                return i, True
-    return len(a) - 1, True
+def _end_index(areas: list[float]) -> int:
+    """Index of the end plane in ``areas``. Towards its end the femur's cross-section (a
+    condyle's or the head's cap) falls below END_FRACTION of its largest and keeps shrinking
+    fast; where it stops shrinking, a bone bridged across the joint space has taken over."""
+    a = np.asarray(areas, float)
+    running_max = np.maximum.accumulate(a)
+    for i in range(len(a)):
+        if a[i] < END_FRACTION * running_max[i]:
+            j = i
+            while j + 1 < len(a) and a[j + 1] < (1.0 - MIN_SHRINK) * a[j]:
+                j += 1
+            return j
+    return len(a) - 1
 
 
 def _slice_coordinate(ct: sitk.Image, point: np.ndarray, axis: np.ndarray) -> tuple[float, int]:
@@ -132,7 +146,7 @@ def _one_end(ct: sitk.Image, origin: np.ndarray, rot: np.ndarray, t_seed: float,
     areas, centres = _follow(col, seed_k, direction, centre_uv)
     if not areas:
         return None
-    i, _ = _end_index(areas)
+    i = _end_index(areas)
     k_end = seed_k + direction * i
     t_end = lo + k_end * STEP_MM + direction * 0.5 * STEP_MM
     v, u = centres[i]
@@ -155,9 +169,11 @@ def femur_ends(ct: sitk.Image, frame: ThighFrame) -> tuple[float | None, float |
         rot = rot @ np.diag([1.0, -1.0, -1.0])
     t_lo, t_hi = _t_extent(ct, origin, axis)
     t_lo, t_hi = t_lo + STEP_MM, t_hi - STEP_MM
-    if t_hi <= t_lo:
+    # The seed plane: at the frame centre, or where the axis itself leaves the CT's slices.
+    line_lo, line_hi = ct_t_range(ct, origin, axis, radius_mm=0.0)
+    if line_hi - line_lo < 4 * STEP_MM:
         return None, None
-    seed = float(np.clip(0.0, t_lo, t_hi))
+    seed = float(np.clip(0.0, line_lo + 2 * STEP_MM, line_hi - 2 * STEP_MM))
     knee = _one_end(ct, origin, rot, seed, -1, max(t_lo, seed - MAX_TRACK_MM)) if seed > t_lo else None
     hip = _one_end(ct, origin, rot, seed, +1, min(t_hi, seed + MAX_TRACK_MM)) if seed < t_hi else None
     return knee, hip

@@ -46,6 +46,6 @@ ADIPOSE = HURange("adipose", "adipose tissue", -190, -30, IMAT.source)
 # phantom.hounsfield.REFERENCE_MEASURED) and reached by the cortex and the subchondral plate;
 # the cancellous (~156 HU) and fatty marrow inside the cortex is filled in, not thresholded.
 # framing.locate.BONE_HU (180 HU) finds the femoral shaft on its coarse copy the same way.
-FEMUR_BONE = HURange("femur_bone", "femur (cortex and subchondral bone)", 200, 4000,
+FEMUR_BONE = HURange("femur_bone", "femur (cortex and subchondral bone)", 300, 4000,
                      "VHF CT as measured by phantom.hounsfield.measure_real_ct (cartilage ~110 HU, marrow 156 HU, "
                      "cortex 1278 HU)")
