@@ -69,23 +69,61 @@ def test_training_case_is_written_in_the_dataset_contract_and_never_replaced(mrm
     assert sorted(p.name for p in (tmp_path / "dataset").iterdir()) == ["patient01"]
 
 
-def test_prior_comparison_reports_change_per_muscle(mrml, logic, tmp_path):
+def _verdict_agrees(row) -> bool:
+    """A change row's volume verdict is the one its change and SDC columns call for."""
+    from ThighMuscleSegLib.measure.change import BEYOND, NO_SDC, WITHIN
+
+    change, sdc = float(row["Change (%)"]), float(row["SDC (%)"])
+    if sdc != sdc:  # no repeatability table for this muscle
+        return row["Volume verdict"] == NO_SDC
+    return row["Volume verdict"] == (WITHIN if abs(change) < sdc else BEYOND)
+
+
+def test_prior_comparison_reports_the_shrunk_muscle_with_its_verdict_and_picture(mrml, logic, small_phantom,
+                                                                                    tmp_path):
     from ThighMuscleSegModuleLib.tables import table_rows
 
-    ct_node, path, arr = _ct_and_labels(mrml, tmp_path)
-    prior = logic.import_labels(path, ct_node, name="prior")
+    ct_node = _phantom_ct_node(mrml, small_phantom)
+    prior = logic.import_labels(small_phantom / "labels.nii.gz", ct_node, name="prior")
+    labels = sitk.ReadImage(str(small_phantom / "labels.nii.gz"))
+    arr = sitk.GetArrayFromImage(labels)
     shrunk = arr.copy()
-    shrunk[(arr == 3) & (np.arange(arr.shape[2])[None, None, :] % 2 == 0)] = 0  # right VL loses part
-    shrunk_path = tmp_path / "now.nii.gz"
-    sitk.WriteImage(make_image(shrunk, (0.8, 0.8, 2.0), (-100.0, 50.0, 600.0)), str(shrunk_path))
-    current = logic.import_labels(shrunk_path, ct_node, name="current")
-    rows = {(r["Muscle"]): r for r in table_rows(logic.compare_with_prior(current, prior, ct_node))}
-    vl = rows["Right vastus lateralis"]
-    voxel_cm3 = 0.8 * 0.8 * 2.0 / 1000
-    expected = ((shrunk == 3).sum() - (arr == 3).sum()) * voxel_cm3
-    assert float(vl["Change (cm3)"]) == pytest.approx(expected)
-    assert float(vl["Change (%)"]) == pytest.approx(100 * expected / ((arr == 3).sum() * voxel_cm3))
-    assert float(rows["Left sartorius"]["Change (cm3)"]) == 0
+    shrunk[(arr == 3) & (np.arange(arr.shape[2])[None, None, :] % 2 == 0)] = 0  # right VL loses every other column
+    now = sitk.GetImageFromArray(shrunk)
+    now.CopyInformation(labels)
+    sitk.WriteImage(now, str(tmp_path / "now.nii.gz"))
+    current = logic.import_labels(tmp_path / "now.nii.gz", ct_node, name="current")
+    picture = tmp_path / "change.png"
+    table = logic.compare_with_prior(current, prior, ct_node, picture=picture)
+    rows = {r["Muscle"]: r for r in table_rows(table)}
+    assert len(rows) == 20
+    removed = 1 - (shrunk == 3).sum() / (arr == 3).sum()
+    assert float(rows["Right vastus lateralis"]["Change (%)"]) == pytest.approx(-100 * removed, abs=1.0)
+    assert all(float(r["Change (cm3)"]) == 0 for m, r in rows.items() if m != "Right vastus lateralis")
+    assert all(_verdict_agrees(r) for r in rows.values())
+    assert picture.read_bytes()[:8] == b"\x89PNG\r\n\x1a\n"
+    assert current.GetNodeReference("ThighMuscleSegChange") is table
+
+
+def test_a_prior_scan_4_cm_shorter_at_the_knee_is_not_read_as_atrophy(mrml, logic, small_phantom, tmp_path):
+    from ThighMuscleSegModuleLib.scene import volume_node_from_image
+    from ThighMuscleSegModuleLib.tables import table_rows
+
+    ct = sitk.ReadImage(str(small_phantom / "ct.nii.gz"))
+    labels = sitk.ReadImage(str(small_phantom / "labels.nii.gz"))
+    assert ct.GetDirection() == (1.0, 0.0, 0.0, 0.0, 1.0, 0.0, 0.0, 0.0, 1.0)  # slice 0 is the knee (inferior) end
+    cut = int(round(40.0 / ct.GetSpacing()[2]))
+    ct_node = _phantom_ct_node(mrml, small_phantom)
+    prior_ct_node = volume_node_from_image(mrml.scene, ct[:, :, cut:], "prior CT")
+    sitk.WriteImage(labels[:, :, cut:], str(tmp_path / "prior_labels.nii.gz"))
+    prior = logic.import_labels(tmp_path / "prior_labels.nii.gz", prior_ct_node, name="prior")
+    current = logic.import_labels(small_phantom / "labels.nii.gz", ct_node, name="current")
+    rows = table_rows(logic.compare_with_prior(current, prior, ct_node, prior_ct_node))
+    naive = {v.name: v.volume_cm3 for v in measure.muscle_volumes(ct[:, :, cut:], labels[:, :, cut:])}
+    whole = {v.name: v.volume_cm3 for v in measure.muscle_volumes(ct, labels)}
+    assert min(100 * (naive[n] - whole[n]) / whole[n] for n in whole if whole[n]) < -5  # what a plain comparison says
+    assert all(abs(float(r["Change (%)"])) < 1.5 for r in rows), [(r["Muscle"], r["Change (%)"]) for r in rows]
+    assert all(_verdict_agrees(r) for r in rows)
 
 
 def test_volume_table_exports_to_csv(mrml, logic, tmp_path):

@@ -80,6 +80,11 @@ class Table(Widget):
         self.props[key] = value
 
 
+class Picture(Widget):
+    def setPixmap(self, pixmap):
+        self.pixmap = pixmap
+
+
 @pytest.fixture
 def panel(mrml, monkeypatch, tmp_path):
     import slicer
@@ -87,6 +92,7 @@ def panel(mrml, monkeypatch, tmp_path):
     qt = types.ModuleType("qt")
     qt.QTimer = Timer
     qt.QTableWidgetItem = lambda text: SimpleNamespace(text=text)
+    qt.QPixmap = lambda path: SimpleNamespace(path=path)
     monkeypatch.setitem(sys.modules, "qt", qt)
     base = type("Base", (), {"__init__": lambda self, *a, **k: None})
     slm = types.ModuleType("slicer.ScriptedLoadableModule")
@@ -111,7 +117,8 @@ def panel(mrml, monkeypatch, tmp_path):
     ct = volume_node_from_image(mrml.scene, make_image(np.full((24, 40, 48), -50, np.int16)), "CT")
     w.ui = SimpleNamespace(
         segmentButton=Widget(), progressBar=Widget(), statusLabel=Widget(), inputVolumeSelector=Selector(ct),
-        segmentationSelector=Selector(), priorSegmentationSelector=Selector(), editSegmentsButton=Widget(),
+        segmentationSelector=Selector(), priorSegmentationSelector=Selector(), priorVolumeSelector=Selector(),
+        changeSummaryLabel=Widget(), changePictureLabel=Picture(), editSegmentsButton=Widget(),
         saveTrainingCaseButton=Widget(), comparePriorButton=Widget(), exportTableButton=Widget(),
         volumesTable=Table(), changeTable=Table(), manualRangeCheckBox=Widget(), thighRangeWidget=Widget(),
         modelPathLineEdit=Widget(currentPath=""), deviceComboBox=Widget(currentText="cpu"))
@@ -271,15 +278,16 @@ def test_ticking_the_thigh_range_starts_from_the_cts_extent_not_0_to_99(panel):
     assert (w.ui.thighRangeWidget.minimumValue, w.ui.thighRangeWidget.maximumValue) == (0.0, 23.0)  # 24 slices of 1 mm
 
 
-def test_compare_with_prior_and_save_as_training_case_run_on_workers_and_land(panel, monkeypatch):
+def test_compare_with_prior_and_save_as_training_case_run_on_workers_and_land(panel, monkeypatch, small_phantom):
     import qt
 
+    from ThighMuscleSegModuleLib.scene import volume_node_from_image
+
     w = panel.widget
-    arr = blocky_labels()
-    path = panel.tmp / "labels.nii.gz"
-    sitk.WriteImage(make_image(arr), str(path))
-    current = w.logic.import_labels(path, panel.ct, name="now")
-    prior = w.logic.import_labels(path, panel.ct, name="prior")
+    ct = volume_node_from_image(panel.scene, sitk.ReadImage(str(small_phantom / "ct.nii.gz")), "phantom CT")
+    w.ui.inputVolumeSelector.setCurrentNode(ct)
+    current = w.logic.import_labels(small_phantom / "labels.nii.gz", ct, name="now")
+    prior = w.logic.import_labels(small_phantom / "labels.nii.gz", ct, name="prior")
     w.ui.segmentationSelector.setCurrentNode(current)
     w.ui.priorSegmentationSelector.setCurrentNode(prior)
     w.onComparePrior()
@@ -287,8 +295,13 @@ def test_compare_with_prior_and_save_as_training_case_run_on_workers_and_land(pa
     while w.background:
         w.onBackgroundPoll()
         time.sleep(0.02)
+    assert panel.shown == []
     assert w.ui.changeTable.rowCount == 20
+    assert set(_column(w.ui.changeTable, "Change (%)").values()) == {"0.0"}  # the same labels on the same CT
     assert panel.scene.GetNodesByName("now change since prior").GetNumberOfItems() == 1
+    assert w.ui.changeSummaryLabel.text.startswith("compared over right")
+    assert open(w.ui.changePictureLabel.pixmap.path, "rb").read(4) == b"\x89PNG"
+    w.ui.inputVolumeSelector.setCurrentNode(panel.ct)
     dataset = panel.tmp / "dataset"
     monkeypatch.setattr(qt, "QFileDialog", SimpleNamespace(getExistingDirectory=lambda *a: str(dataset)), raising=False)
     monkeypatch.setattr(qt, "QInputDialog", SimpleNamespace(getText=lambda *a: "case01"), raising=False)

@@ -26,6 +26,9 @@ EXPECTED = {
     "priorSegmentationSelector": "qMRMLNodeComboBox",
     "comparePriorButton": "QPushButton",
     "changeTable": "QTableWidget",
+    "priorVolumeSelector": "qMRMLNodeComboBox",
+    "changeSummaryLabel": "QLabel",
+    "changePictureLabel": "QLabel",
 }
 
 

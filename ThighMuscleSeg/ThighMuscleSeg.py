@@ -288,8 +288,7 @@ class ThighMuscleSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
             return
         self.ui.statusLabel.text = f"Measuring {seg.GetName()}…"
         with reportedErrors("Could not measure the muscles."):
-            frames = result.frames if result is not None and seg is result.segmentation and ct is result.ct_node else None
-            self.volumesFuture = self.logic.start_volumes(seg, ct, frames)  # one merged export here, measuring on a worker
+            self.volumesFuture = self.logic.start_volumes(seg, ct)  # one merged export here, measuring on a worker
 
             def show(rows, seg=seg):
                 if seg is self.ui.segmentationSelector.currentNode():
@@ -360,15 +359,31 @@ class ThighMuscleSegWidget(ScriptedLoadableModuleWidget, VTKObservationMixin):
                 self.runInBackground(future, saved, "Could not save the training case.")
 
     def onComparePrior(self):
+        import tempfile
+
         prior = self.ui.priorSegmentationSelector.currentNode()
         if prior is None:
             slicer.util.errorDisplay("Select the prior segmentation first.")
             return
         current = self.ui.segmentationSelector.currentNode()
+        ct = self.ui.inputVolumeSelector.currentNode()
+        priorCt = self.ui.priorVolumeSelector.currentNode() or ct  # none: the prior was drawn on this CT
+        picture = os.path.join(tempfile.mkdtemp(prefix="ThighMuscleSeg-"), "change.png")
+        self.ui.statusLabel.text = "Matching the two scans along each femur…"
         with reportedErrors("Could not compare with the prior."):
-            future = self.logic.start_compare_with_prior(current, prior, self.ui.inputVolumeSelector.currentNode())
-            self.runInBackground(future, lambda changes: self.showTable(
-                self.ui.changeTable, self.logic.change_table(current, changes)), "Could not compare with the prior.")
+            future = self.logic.start_compare_with_prior(current, prior, ct, priorCt, picture=picture)
+
+            def show(report):
+                import qt
+
+                self.showTable(self.ui.changeTable, self.logic.change_table(current, report))
+                from ThighMuscleSegModuleLib.follow_up import summary
+
+                self.ui.changeSummaryLabel.text = summary(report)
+                self.ui.changePictureLabel.setPixmap(qt.QPixmap(picture))
+                self.ui.statusLabel.text = f"{current.GetName()} compared with {prior.GetName()}."
+
+            self.runInBackground(future, show, "Could not compare with the prior.")
 
 
 def _event_id(name):
@@ -468,5 +483,7 @@ class ThighMuscleSegTest(ScriptedLoadableModuleTest):
             case = logic.save_training_case(ct_node, result.segmentation, Path(tmp) / "dataset", "phantom07")
             self.assertTrue((case / "labels.nii.gz").is_file())
         change = table_rows(logic.compare_with_prior(result.segmentation, result.segmentation, ct_node))
-        self.assertTrue(all(r["Change (cm3)"] == 0 for r in change))
+        self.assertEqual(len(change), 20)
+        self.assertTrue(all(r["Change (cm3)"] == 0 and r["Volume verdict"] != "beyond measurement error"
+                            for r in change))
         self.delayDisplay("Whole-flow test passed")

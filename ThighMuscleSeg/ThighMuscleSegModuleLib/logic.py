@@ -26,6 +26,7 @@ import SimpleITK as sitk
 from ThighMuscleSegLib import io as tio
 from ThighMuscleSegLib import measure
 
+from . import follow_up as F
 from . import scene as S
 from . import tables as T
 from .runner import ThighsegProcess
@@ -164,13 +165,14 @@ class SceneLogic:
             volumes = T.volume_table(self.scene, read_result_rows(job.out_dir), f"{job.ct_node.GetName()} muscle volumes")
             added.append(volumes)
             seg.SetNodeReferenceID(VOLUMES_TABLE_ROLE, volumes.GetID())
+            frames = read_frames(job.out_dir)
+            F.keep_frames(seg, frames)  # measuring and comparing it later need no new search
             disagreement = S.volume_node_from_image(self.scene,
                                                     sitk.ReadImage(str(job.out_dir / "disagreement.nii.gz")),
                                                     f"{job.ct_node.GetName()} view disagreement",
                                                     "vtkMRMLLabelMapVolumeNode")
             added.append(disagreement)
             notes = list(state.result.get("notes", []))
-            frames = read_frames(job.out_dir)
         except BaseException:
             S.remove_nodes(self.scene, reversed(added))
             raise
@@ -184,11 +186,9 @@ class SceneLogic:
         """The volume table's rows of a segmentation as it is now (``tables.TableRow``: per muscle
         and side, then the groups): the labels are merged here (one C++ call), the measuring runs
         on a worker thread. ``frames`` (the run's ThighFrames) add the subcutaneous fat."""
-        S.check_volume_node(ct_node)
-        labels = S.labels_array(segmentation_node, ct_node)
-        ct_voxels = _volume_view(ct_node)
-        geometry = S.lps_geometry(ct_node)
-        return _workers.submit(_measure, ct_voxels, labels, geometry, list(frames or ()))
+        snap = self._snapshot(segmentation_node, ct_node)
+        frames = frames if frames is not None else snap.frames
+        return _workers.submit(_measure, snap.ct_voxels, snap.labels, snap.geometry, list(frames or ()))
 
     def volumes_of(self, segmentation_node, ct_node, frames: list | None = None) -> list[T.TableRow]:
         return self.start_volumes(segmentation_node, ct_node, frames).result()
@@ -226,27 +226,36 @@ class SceneLogic:
     def save_training_case(self, ct_node, segmentation_node, dataset_dir: str | Path, case_name: str) -> Path:
         return self.start_save_training_case(ct_node, segmentation_node, dataset_dir, case_name).result()
 
-    def start_compare_with_prior(self, current_node, prior_node, ct_node, prior_ct_node=None) -> Future:
-        """Future of the per-muscle changes (``list[VolumeChange]``) from a prior
-        segmentation to the current one; ``change_table`` puts them into the scene."""
-        current = self.start_volumes(current_node, ct_node)
-        prior = self.start_volumes(prior_node, prior_ct_node or ct_node)
-        muscles = lambda rows: [r for r in rows if r.kind == "muscle"]  # noqa: E731
-        return _workers.submit(lambda: measure.compare_with_prior(muscles(current.result()), muscles(prior.result())))
+    def start_compare_with_prior(self, current_node, prior_node, ct_node, prior_ct_node=None,
+                                 picture: str | Path | None = None) -> Future:
+        """Future of the ``ChangeReport`` (``measure.change``) of the current segmentation against
+        the prior one, matched along each femur; ``prior_ct_node`` is the prior's CT (default: the
+        current CT); with ``picture``, change.png is drawn there too. ``change_table`` puts the
+        report into the scene."""
+        current = self._snapshot(current_node, ct_node)
+        prior = self._snapshot(prior_node, prior_ct_node or ct_node)
+        return _workers.submit(F.compare, prior, current, picture)
 
-    def change_table(self, current_node, changes):
+    def _snapshot(self, segmentation_node, ct_node) -> F.Snapshot:
+        S.check_volume_node(ct_node)
+        return F.Snapshot(_volume_view(ct_node), S.labels_array(segmentation_node, ct_node), S.lps_geometry(ct_node),
+                          F.frames_of(segmentation_node))
+
+    def change_table(self, current_node, report):
         """The change table of ``current_node``, replacing the one made for it before."""
         previous = current_node.GetNodeReference(CHANGE_TABLE_ROLE)
-        table = T.change_table(self.scene, changes, f"{current_node.GetName()} change since prior")
+        table = T.change_table(self.scene, F.change_rows(report), f"{current_node.GetName()} change since prior")
         current_node.SetNodeReferenceID(CHANGE_TABLE_ROLE, table.GetID())
         if previous is not None:
             S.remove_nodes(self.scene, [previous])
         return table
 
-    def compare_with_prior(self, current_node, prior_node, ct_node, prior_ct_node=None):
-        """Per-muscle change (cm³ and %) from a prior segmentation to the current one."""
-        changes = self.start_compare_with_prior(current_node, prior_node, ct_node, prior_ct_node).result()
-        return self.change_table(current_node, changes)
+    def compare_with_prior(self, current_node, prior_node, ct_node, prior_ct_node=None,
+                           picture: str | Path | None = None):
+        """The change table (volume, CSA at 50 %, mean HU, IMAT, each against its smallest
+        detectable change) of the current segmentation against the prior; blocking."""
+        report = self.start_compare_with_prior(current_node, prior_node, ct_node, prior_ct_node, picture).result()
+        return self.change_table(current_node, report)
 
 
 def _volume_view(node):

@@ -11,7 +11,7 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from ThighMuscleSegLib.measure import MuscleVolume, VolumeChange
+from ThighMuscleSegLib.measure import MuscleVolume
 
 NAN = math.nan
 
@@ -80,9 +80,17 @@ VOLUME_COLUMNS = (("Muscle", "name", "string"), ("Side", "side", "string"), ("La
                   ("Subcutaneous fat 50 % (cm2)", "subcutaneous_fat_cm2", "double"),
                   ("Asymmetry R-L (%)", "asymmetry_percent", "double"), ("Voxels", "voxels", "int"),
                   ("Quality", "quality", "string"), ("Confidence", "confidence", "double"))
+# (title, change.csv column, kind): the change since a prior (``follow_up.change_rows``, rows as dicts).
 CHANGE_COLUMNS = (("Muscle", "name", "string"), ("Side", "side", "string"),
-                  ("Prior (cm3)", "prior_cm3", "double"), ("Current (cm3)", "current_cm3", "double"),
-                  ("Change (cm3)", "change_cm3", "double"), ("Change (%)", "change_percent", "double"))
+                  ("Prior (cm3)", "volume_prior_cm3", "double"), ("Current (cm3)", "volume_current_cm3", "double"),
+                  ("Change (cm3)", "volume_change_cm3", "double"), ("Change (%)", "volume_change_percent", "double"),
+                  ("SDC (%)", "volume_sdc_percent", "double"), ("Volume verdict", "volume_verdict", "string"),
+                  ("CSA 50 % change (%)", "csa50_change_percent", "double"),
+                  ("CSA 50 % verdict", "csa50_verdict", "string"),
+                  ("Mean HU change", "mean_hu_change", "double"), ("Mean HU verdict", "mean_hu_verdict", "string"),
+                  ("IMAT change (pp)", "imat_change_pp", "double"), ("IMAT verdict", "imat_verdict", "string"),
+                  ("Compared from (% femur)", "common_from_percent", "double"),
+                  ("Compared to (% femur)", "common_to_percent", "double"), ("Aligned at", "aligned_at", "string"))
 
 
 def _fill(table_node, rows, columns) -> None:
@@ -99,7 +107,7 @@ def _fill(table_node, rows, columns) -> None:
     table.SetNumberOfRows(len(rows))
     for r, row in enumerate(rows):
         for c, (_, attr, kind) in enumerate(columns):
-            value = getattr(row, attr)
+            value = row[attr] if isinstance(row, dict) else getattr(row, attr)
             if kind == "string":
                 table.SetValue(r, c, vtk.vtkVariant(str(value)))
             elif kind == "int":
@@ -123,7 +131,8 @@ def volume_table(scene, rows: list[TableRow] | list[MuscleVolume], name: str, no
     return node
 
 
-def change_table(scene, rows: list[VolumeChange], name: str):
+def change_table(scene, rows: list[dict], name: str):
+    """A table node of the change since a prior (``follow_up.change_rows``)."""
     node = scene.AddNewNodeByClass("vtkMRMLTableNode", name)
     _fill(node, rows, CHANGE_COLUMNS)
     return node
