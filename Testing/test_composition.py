@@ -273,3 +273,20 @@ def test_cohort_table_takes_the_new_columns_from_measurements_csv(tmp_path):
     table = read_table(csv_path)[0]
     assert float(table["left_quadriceps_volume_cm3"]) == pytest.approx(by[("left", "quadriceps")].volume_cm3,
                                                                         abs=1e-3)
+
+
+def test_group_profile_is_the_sum_of_its_members_at_each_level():
+    from ThighMuscleSegLib.measure.profiles import ProfileRow
+    from ThighMuscleSegLib.measure.table import group_profile_summary
+
+    ham = C.GROUPS[1]
+    levels = np.arange(0.0, 101.0)
+    rows = []
+    for n, v in enumerate(ham.label_values("right")):  # member n peaks at 40 + 20 n %: the sum peaks between
+        muscle, side = C.split_label_value(v)
+        rows += [ProfileRow(side, muscle.key, v, float(p), 0.0, float(10 - abs(p - 40 - 20 * n) / 10)) for p in levels]
+    out = group_profile_summary(rows)[("right", "hamstrings")]
+    total = {p: sum(10 - abs(p - 40 - 20 * n) / 10 for n in range(3)) for p in levels}
+    assert out["csa_50_cm2"] == pytest.approx(total[50.0]) and out["csa_25_cm2"] == pytest.approx(total[25.0])
+    assert out["csa_max_cm2"] == pytest.approx(max(total.values())) and out["csa_max_percent"] == 60.0
+    assert math.isnan(group_profile_summary(rows)[("right", "quadriceps")]["csa_50_cm2"])  # no member profile

@@ -141,13 +141,15 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
             f.write(framing.frames_to_json(result.frames, device=result.device, quality=result.verdicts,
                                            femur={s: line.to_dict() for s, line in result.femur.items()}))
         step("writing slabs.csv, profiles.csv and profiles.png")
-        write_along_femur(result.ct, result.labels, result.femur, stage.path, title=f"ThighMuscleSeg {__version__}")
+        _, profiles = write_along_femur(result.ct, result.labels, result.femur, stage.path,
+                                        title=f"ThighMuscleSeg {__version__}")
         step("writing volumes.csv")
         volumes = result.volumes or muscle_volumes(result.ct, result.labels)
         write_volumes_csv(volumes, stage.path("volumes.csv"))
         step("writing measurements.csv")
         height = height_cm if height_cm is not None else tio.patient_height_cm(result.ct)
-        write_measurements_csv(measurement_rows(result.ct, result.labels, result.frames, height_cm=height),
+        write_measurements_csv(measurement_rows(result.ct, result.labels, result.frames, height_cm=height,
+                                                lines=result.femur, profiles=profiles),
                                stage.path("measurements.csv"))
         step("drawing report.png")
         write_report_png(result.ct, result.labels, stage.path("report.png"), disagreement=result.disagreement,

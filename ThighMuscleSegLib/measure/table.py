@@ -91,6 +91,29 @@ def group_csa(csa: dict[int, dict], side: str, group: C.MuscleGroup) -> dict:
     return out
 
 
+def group_profile_summary(profiles) -> dict[tuple[str, str], dict]:
+    """(side, group key) -> CSA at 25 / 50 / 75 %, the largest CSA and its level, from the group's
+    own profile: at each level the sum of its members' areas (``profiles.ProfileRow`` rows; a level
+    where a member's area is unknown is unknown for the group)."""
+    area: dict[tuple[str, float], dict[int, float]] = {}
+    for r in profiles:
+        if not math.isnan(r.level_percent):
+            area.setdefault((r.side, float(r.level_percent)), {})[int(r.label_value)] = float(r.area_cm2)
+    out = {}
+    for side in C.SIDES:
+        levels = sorted(level for s, level in area if s == side)
+        for g in C.GROUPS:
+            values = g.label_values(side)
+            profile = {level: sum(area[(side, level)].get(v, NAN) for v in values) for level in levels}
+            known = {level: a for level, a in profile.items() if math.isfinite(a)}
+            summary = {f"csa_{p}_cm2": profile.get(float(p), NAN) for p in (25, 50, 75)}
+            best = max(known, key=known.get, default=None)
+            summary["csa_max_cm2"] = NAN if best is None else known[best]
+            summary["csa_max_percent"] = NAN if best is None else best
+            out[(side, g.key)] = summary
+    return out
+
+
 def subcutaneous_plane(frame, line=None) -> tuple[np.ndarray, np.ndarray, str]:
     """Point, normal and name of the plane the subcutaneous fat is measured on: perpendicular to
     the femur at 50 % of its length when the femur line knows both ends, else through the frame
@@ -103,15 +126,22 @@ def subcutaneous_plane(frame, line=None) -> tuple[np.ndarray, np.ndarray, str]:
 def measurement_rows(ct: sitk.Image, labels: sitk.Image, frames=(), *, height_cm: float | None = None,
                      lines: dict | None = None, csa: dict[int, dict] | None = None,
                      group_csa_values: dict[tuple[str, str], dict] | None = None,
-                     within: np.ndarray | None = None) -> list[MeasurementRow]:
+                     within: np.ndarray | None = None, profiles=None) -> list[MeasurementRow]:
     """The rows of measurements.csv for a CT and its label map.
 
     ``frames``: the thighs' ``framing.ThighFrame`` (the subcutaneous fat is measured for each);
     ``lines``: side -> ``femur.FemurLine`` (the plane at 50 % of the femur); ``csa``: label value ->
     ``profiles.profile_summary`` values; ``group_csa_values``: (side, group key) -> the same for a
-    group (else its 25 / 50 / 75 % are its members' sums); ``within``: see ``composition_sums``.
+    group (else its 25 / 50 / 75 % are its members' sums); ``within``: see ``composition_sums``;
+    ``profiles``: ``profiles.ProfileRow`` rows, from which ``csa`` and ``group_csa_values`` are
+    made when they are not given.
     """
     sums = composition_sums(ct, labels, within)
+    if profiles is not None:
+        from .profiles import profile_summary
+
+        csa = profile_summary(profiles) if csa is None else csa
+        group_csa_values = group_profile_summary(profiles) if group_csa_values is None else group_csa_values
     csa = csa or {}
     rows = []
     for comp in rows_from_sums(sums):
