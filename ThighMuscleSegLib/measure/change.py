@@ -4,10 +4,11 @@ A muscle's volume depends on how much of the thigh a CT holds: a prior scan that
 higher holds less of every muscle. So every number is compared over the same stretch of bone:
 
 1. Per side, the two femur lines (``femur.FemurLine``: t in mm along the femur axis) are
-   aligned at a femur end both scans hold, the knee end first (the distal end of the femoral
-   condyles, found more reliably than the femoral head's top, which thick slices blur into
-   the acetabulum), else the hip end: ``t_current = t_prior + shift``. The bone of an adult
-   does not change length, so nothing is scaled.
+   aligned at a femur end both scans hold, the hip end first (the top of the femoral head: on
+   phantom rescans of one body, 1.7-5 mm slices, it lay 20-25 mm above the true head centre
+   every time, while the knee end's offset from the condyles varied by 10-15 mm and was often
+   not found; ``make repeatability`` pilot, 2026-12-02), else the knee end:
+   ``t_current = t_prior + shift``. An adult's femur does not change length: nothing is scaled.
 2. The common range is where both scans' ``covered_mm`` (the CT and the analysed field) meet,
    in the current scan's t. Each 2 mm slab (``slabs``) counts with the share of its thickness
    that lies inside it, so the two sums cover exactly the same millimetres.
