@@ -45,6 +45,41 @@ def leg_rotation(side: str, abduction: float, rotation: float, flexion: float,
 
 
 @dataclass
+class Repose:
+    """A rescan's new leg pose: each leg of the first scan's CT turned rigidly about its hip (a
+    blend at the hip, as the pose itself) and the table moved, so the body itself (the elastic
+    warps, the bow, the scale, all fixed in the first scan's space) stays exactly as it was."""
+
+    rotations: dict  # side -> 3x3 rotation in CT space (first scan -> rescan)
+    hips: dict  # side -> hip centre in the first scan's CT (mm)
+    shift: np.ndarray  # CT translation, first scan -> rescan
+    blend_mm: float = 14.0
+
+    def _weight(self, p: np.ndarray, side: str) -> np.ndarray:
+        return 1.0 / (1.0 + np.exp(np.clip((p[:, 2] - (self.hips[side][2] - 25.0)) / self.blend_mm, -50, 50)))
+
+    def _pick(self, p: np.ndarray, cand: dict, side: str | None) -> np.ndarray:
+        if side is not None:
+            return cand[side]
+        mid = (self.hips["right"][0] + self.hips["left"][0]) / 2.0
+        return np.where((p[:, 0] < mid)[:, None], cand["right"], cand["left"])
+
+    def to_first(self, p: np.ndarray, side: str | None = None) -> np.ndarray:
+        """Rescan CT points -> the first scan's CT points."""
+        q = np.asarray(p, float) - self.shift
+        cand = {s: q + self._weight(q, s)[:, None] * ((q - h) @ self.rotations[s] + h - q)
+                for s, h in self.hips.items() if side in (None, s)}
+        return self._pick(q, cand, side)
+
+    def from_first(self, p: np.ndarray) -> np.ndarray:
+        """The first scan's CT points -> rescan CT points (the blend makes it approximate)."""
+        p = np.asarray(p, float)
+        cand = {s: p + self._weight(p, s)[:, None] * ((p - h) @ self.rotations[s].T + h - p)
+                for s, h in self.hips.items()}
+        return self._pick(p, cand, None) + self.shift
+
+
+@dataclass
 class Deformation:
     hips: dict  # side -> hip centre (template mm)
     rotations: dict  # side -> 3x3 forward rotation
@@ -58,6 +93,7 @@ class Deformation:
     fine: np.ndarray | None = None  # (3, nz, ny, nx) finer elastic displacement, mm (or None)
     fine_origin: np.ndarray | None = None
     bow: tuple[float, float, float] | None = None  # (amplitude mm, knee z, hip z): anterior bow
+    repose: Repose | None = None  # a rescan's new pose and table position
     _coefficients: list | None = None
     _fine_coefficients: list | None = None
 
@@ -84,6 +120,8 @@ class Deformation:
         """(n, 3) CT physical mm -> (n, 3) template mm, as seen by the ``side`` leg's map (a
         smooth map of the whole space); without ``side`` each point takes the map of the leg
         whose inverse pose lands it on that leg's side of the midline."""
+        if self.repose is not None:
+            p = self.repose.to_first(p, side)
         w = np.asarray(p, float) - self.shift
         w = self.centre + (w - self.centre) / self.scale
         q = w - self.elastic(w)
@@ -102,6 +140,12 @@ class Deformation:
         """(n, 3) template mm -> CT physical mm, by inverting ``backward``."""
         q = np.asarray(q, float)
         p = self.shift + self.centre + (q - self.centre) * self.scale
+        if self.repose is not None:  # start from the first scan's point, re-posed
+            repose, self.repose = self.repose, None
+            try:
+                p = repose.from_first(self.forward(q, iterations, tol_mm))
+            finally:
+                self.repose = repose
         for _ in range(iterations):
             err = q - self.backward(p)
             p = p + err * self.scale
@@ -156,9 +200,6 @@ def make_deformation(rng: np.random.Generator, landmarks: dict, centre: np.ndarr
     lattice = _random_lattice(rng, extent_mm, ELASTIC_LATTICE_MM, amp)
     lat_origin = centre - extent_mm / 2 - ELASTIC_LATTICE_MM
     shift = _draw_shift(rng)
-    if pose_rng is not None and pose_rng is not rng:  # rigid per leg (about the hip) and a shift
-        pose, rotations = _draw_pose(pose_rng, landmarks, hips)
-        shift = _draw_shift(pose_rng)
     deform = Deformation(hips, rotations, midline, centre, scale, shift, lattice, lat_origin)
     if body is not None:  # the drawn body's size, finer warp and femoral bow replace the template's
         deform.scale = np.array([body.girth_scale[0], body.girth_scale[1], body.length_scale])
@@ -168,6 +209,21 @@ def make_deformation(rng: np.random.Generator, landmarks: dict, centre: np.ndarr
         knee_z = float(np.mean([landmarks[s]["condyles"][2] for s in hips]))
         hip_z = float(np.mean([hips[s][2] for s in hips]))
         deform.bow = (body.femur_bow_mm, knee_z, hip_z)
+    if pose_rng is not None and pose_rng is not rng:  # a rescan: the same body, re-posed and moved
+        pose, shift = _repose(deform, pose_rng, landmarks, hips, pose, shift)
     params.update({"pose": pose, "scale": deform.scale.round(4).tolist(), "elastic_amplitude_mm": round(amp, 2),
                    "physical_shift_mm": shift.tolist()})
     return deform
+
+
+def _repose(deform: Deformation, rng: np.random.Generator, landmarks: dict, hips: dict, pose: dict,
+            shift: np.ndarray) -> tuple[dict, np.ndarray]:
+    """Give ``deform`` a new pose and table shift drawn from ``rng`` as a ``Repose`` of its first
+    scan (each leg turned from its first pose to the new one about its hip): the elastic warps,
+    fixed in space, would otherwise fall on other anatomy and change the muscles."""
+    new_pose, new_rot = _draw_pose(rng, landmarks, hips)
+    new_shift = _draw_shift(rng)
+    hips_ct = dict(zip(hips, deform.forward(np.array([hips[s] for s in hips]))))
+    turn = {s: new_rot[s] @ deform.rotations[s].T for s in hips}
+    deform.repose = Repose(turn, hips_ct, new_shift - shift)
+    return new_pose, new_shift

@@ -7,6 +7,9 @@ vessel contrast). A follow-up keeps the body and changes what is asked:
 
 - ``rescan`` K > 0: the K-th rescan: a new scanner draw from its own stream
   ``(seed, RESCAN_STREAM, K)``; the body, its muscles, fat, attenuation and any implant stay.
+  The new leg pose turns each leg of the first scan rigidly about its hip (``deform.Repose``):
+  drawn as a new pose of the template instead, the elastic warps (fixed in space) would fall
+  on other anatomy and change the muscles by several per cent.
 - ``shrink``: CT label value -> percent of that muscle's volume lost: once the body's muscles
   are made (sizes, septa), the muscle is peeled from its surface inwards by p % of its
   template voxels, the rim turning into intermuscular fat; no other muscle changes (a
