@@ -38,12 +38,27 @@ SEED_RADIUS_MM = 45.0  # the seed is the bone nearest the frame's axis within th
 MIN_SECTION_MM2 = 30.0  # smaller bone specks (noise, calcifications) are not followed
 MAX_TRACK_MM = 320.0  # an end is searched this far from its seed (a femur is 350-500 mm long)
 END_FRACTION = 0.25  # the end zone: the cross-section below this share of its largest so far ...
+EDGE_VOXELS = 1.0  # a femur section this close to the CT's first or last voxel is cut by the scan ...
+EDGE_CHECK_MM = 4.0  # ... when it is one of the last sections before the end found
 MIN_SHRINK = 0.08  # ... shrinking by at least this share per plane (a bone cap); slower: a bridge
 SMOOTH_SIGMA_MM = 0.5  # against noise (up to ~30 HU SD); more would blur cortex across a 3 mm joint space
 GROWTH_MM = 3.0  # the cross-section may grow this much outwards per plane (a surface >= ~18 deg to the plane)
 
 
 _DISC = ndimage.iterate_structure(ndimage.generate_binary_structure(2, 1), int(round(GROWTH_MM / STEP_MM)))
+
+
+CROP_PAD = int(round(GROWTH_MM / STEP_MM)) + 8  # pixels around the last section: its growth and hole-filling room
+
+
+def _smooth(plane: np.ndarray) -> np.ndarray:
+    """In-plane Gaussian against noise: only the planes (and boxes) the search visits."""
+    return ndimage.gaussian_filter(plane, SMOOTH_SIGMA_MM / STEP_MM, mode="nearest")
+
+
+def _box(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
+    rows, cols = np.nonzero(mask.any(axis=1))[0], np.nonzero(mask.any(axis=0))[0]
+    return (slice(max(rows[0] - pad, 0), rows[-1] + pad + 1), slice(max(cols[0] - pad, 0), cols[-1] + pad + 1))
 
 
 def _column(ct: sitk.Image, origin: np.ndarray, rot: np.ndarray, t_lo: float, t_hi: float) -> tuple[np.ndarray, dict]:
@@ -56,9 +71,7 @@ def _column(ct: sitk.Image, origin: np.ndarray, rot: np.ndarray, t_lo: float, t_
     ref.SetDirection(tuple(rot.ravel()))
     start = origin + rot @ np.array([-SEARCH_HALF_WIDTH_MM, -SEARCH_HALF_WIDTH_MM, t_lo])
     ref.SetOrigin(tuple(float(v) for v in start))
-    src = ct if ct.GetPixelID() == sitk.sitkFloat32 else sitk.Cast(ct, sitk.sitkFloat32)
-    col = sitk.Resample(src, ref, sitk.Transform(), sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
-    col = sitk.SmoothingRecursiveGaussian(col, [SMOOTH_SIGMA_MM, SMOOTH_SIGMA_MM, 1e-3])
+    col = sitk.Resample(ct, ref, sitk.Transform(), sitk.sitkLinear, -1000.0, sitk.sitkFloat32)  # no float CT copy
     return sitk.GetArrayFromImage(col), {"start": start, "rot": rot, "t_lo": t_lo}
 
 
@@ -77,29 +90,33 @@ def _seed(bone: np.ndarray, centre_uv: np.ndarray) -> np.ndarray | None:
 
 
 def _follow(col: np.ndarray, seed_k: int, step: int, centre_uv: np.ndarray) -> tuple[list[float], list]:
-    """Areas (mm²) and centroids (v, u) of the femur cross-section from plane ``seed_k``
-    on in direction ``step`` (+1 / -1) until it vanishes or the column ends."""
-    femur = _seed(FEMUR_BONE.contains(col[seed_k]), centre_uv)
-    areas, centres = [], []
+    """Areas (mm²) and masks of the femur cross-section from plane ``seed_k`` on in
+    direction ``step`` (+1 / -1) until it vanishes or the column ends."""
+    femur = _seed(FEMUR_BONE.contains(_smooth(col[seed_k])), centre_uv)
+    areas, masks = [], []
     k = seed_k
     while femur is not None and femur.any():
         areas.append(float(femur.sum()) * STEP_MM**2)
-        centres.append(np.array(ndimage.center_of_mass(femur)))
+        masks.append(femur)
         k += step
         if not 0 <= k < col.shape[0]:
             break
         # Bone pieces overlapping the femur of the last plane, filled together (not the whole
         # plane filled, or an acetabulum ringing the head would swallow the joint space), and
         # kept within GROWTH_MM of it: a bone bridged to it (tibia, pelvis) is entered only
-        # slowly, so the femur's shrinking end still shows as a minimum of the area.
-        bone = FEMUR_BONE.contains(col[k])
+        # slowly, so the femur's shrinking cap still shows. Worked in a box around the last
+        # section: the new one cannot leave it.
+        box = _box(femur, CROP_PAD)
+        bone = FEMUR_BONE.contains(_smooth(col[k][box]))
+        last = femur[box]
         lab, _ = ndimage.label(bone)
-        touching = np.unique(lab[femur & bone])
+        touching = np.unique(lab[last & bone])
         touching = touching[touching > 0]
         if not touching.size:
             break
-        femur = ndimage.binary_fill_holes(np.isin(lab, touching)) & ndimage.binary_dilation(femur, _DISC)
-    return areas, centres
+        femur = np.zeros_like(femur)
+        femur[box] = ndimage.binary_fill_holes(np.isin(lab, touching)) & ndimage.binary_dilation(last, _DISC)
+    return areas, masks
 
 
 def _end_index(areas: list[float]) -> int:
@@ -117,13 +134,36 @@ def _end_index(areas: list[float]) -> int:
     return len(a) - 1
 
 
-def _slice_coordinate(ct: sitk.Image, point: np.ndarray, axis: np.ndarray) -> tuple[float, int]:
-    """Continuous index of ``point`` along the CT's slice axis (the one nearest ``axis``), and
-    the number of slices."""
-    direction = np.array(ct.GetDirection(), float).reshape(3, 3)
-    k = int(np.argmax(np.abs(direction.T @ axis)))
-    idx = ct.TransformPhysicalPointToContinuousIndex(tuple(float(v) for v in point))
-    return float(idx[k]), int(ct.GetSize()[k])
+class _Edge:
+    """Which column voxels lie at or beyond the CT's edge (within EDGE_VOXELS of its first or
+    last voxel along any index axis): the CT's continuous index is affine in the column's."""
+
+    def __init__(self, ct: sitk.Image, geo: dict, shape: tuple[int, ...]):
+        rot, start = geo["rot"], geo["start"]
+        to_index = lambda p: np.array(ct.TransformPhysicalPointToContinuousIndex(tuple(float(v) for v in p)))  # noqa: E731
+        self.i0 = to_index(start)
+        self.steps = [to_index(start + rot[:, a] * STEP_MM) - self.i0 for a in range(3)]  # per u, v, k
+        self.size = np.array(ct.GetSize(), float)
+        nv, nu = shape[1], shape[2]
+        self.v, self.u = np.meshgrid(np.arange(nv, dtype=np.float32), np.arange(nu, dtype=np.float32), indexing="ij")
+
+    def plane(self, k: int) -> np.ndarray:
+        out = np.zeros(self.v.shape, bool)
+        for a in range(3):
+            idx = self.i0[a] + k * self.steps[2][a] + self.u * self.steps[0][a] + self.v * self.steps[1][a]
+            out |= (idx < EDGE_VOXELS) | (idx > self.size[a] - 1 - EDGE_VOXELS)
+        return out
+
+
+def _cut_by_edge(edge: _Edge, masks: list, seed_k: int, direction: int, first: int, last: int) -> bool:
+    """Whether the femur's sections from ``first`` to ``last`` (or the footprint of the last
+    one in the next planes) touch the CT's edge: then the CT, not the bone, ended it."""
+    grown = lambda m: ndimage.binary_dilation(m, iterations=2)  # noqa: E731
+    for i in range(max(first, 0), last + 1):
+        if (grown(masks[i]) & edge.plane(seed_k + direction * i)).any():
+            return True
+    end = grown(masks[last])
+    return any((end & edge.plane(seed_k + direction * (last + n))).any() for n in (1, 2))
 
 
 def _t_extent(ct: sitk.Image, origin: np.ndarray, axis: np.ndarray) -> tuple[float, float]:
@@ -143,20 +183,13 @@ def _one_end(ct: sitk.Image, origin: np.ndarray, rot: np.ndarray, t_seed: float,
     col, geo = _column(ct, origin, rot, lo, hi)
     centre_uv = np.array([SEARCH_HALF_WIDTH_MM, SEARCH_HALF_WIDTH_MM]) / STEP_MM
     seed_k = 0 if direction > 0 else col.shape[0] - 1
-    areas, centres = _follow(col, seed_k, direction, centre_uv)
+    areas, masks = _follow(col, seed_k, direction, centre_uv)
     if not areas:
         return None
     i = _end_index(areas)
-    k_end = seed_k + direction * i
-    t_end = lo + k_end * STEP_MM + direction * 0.5 * STEP_MM
-    v, u = centres[i]
-    tip = geo["start"] + rot @ np.array([u * STEP_MM, v * STEP_MM, k_end * STEP_MM])
-    s, n = _slice_coordinate(ct, tip, rot[:, 2])
-    spacing = ct.GetSpacing()[int(np.argmax(np.abs(np.array(ct.GetDirection()).reshape(3, 3).T @ rot[:, 2])))]
-    margin = 1.0 + STEP_MM / spacing  # the end must lie over a slice inside the CT's first/last one
-    if s < -0.5 + margin or s > n - 0.5 - margin:
+    if _cut_by_edge(_Edge(ct, geo, col.shape), masks, seed_k, direction, i - int(EDGE_CHECK_MM / STEP_MM), i):
         return None
-    return float(t_end)
+    return float(lo + (seed_k + direction * i) * STEP_MM + direction * 0.5 * STEP_MM)
 
 
 def femur_ends(ct: sitk.Image, frame: ThighFrame) -> tuple[float | None, float | None]:
