@@ -116,7 +116,6 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
     from .measure import muscle_volumes, write_volumes_csv
     from .measure.table import measurement_rows, write_measurements_csv
     from .measure.femur import femur_lines
-    from .measure.profiles import write_along_femur
     from .render import write_report_png
     from .segnrrd import write_seg_nrrd
 
@@ -161,6 +160,24 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
             step("writing the DICOM SEG")
             write_dicom_seg(result.labels, dicom_files, stage.path("segmentation.dcm"))
     return stage.written
+
+
+def write_along_femur(ct, labels, lines: dict, path_of, *, title: str = "",
+                      notes: list[str] | tuple[str, ...] = ()) -> tuple:
+    """``slabs.csv``, ``profiles.csv`` and ``profiles.png`` of a segmentation (what
+    ``thighseg segment`` writes); ``path_of(name)`` gives each file's path. Here, not in
+    ``measure.profiles``, because it draws too (``render_profiles`` reads the profile rows).
+    Returns the ``SlabTable`` and the ``ProfileRow`` list."""
+    from .measure.profiles import csa_profiles, write_profiles_csv
+    from .measure.slabs import slab_table, write_slabs_csv
+    from .render_profiles import write_profiles_png
+
+    slabs = slab_table(ct, labels, lines)
+    write_slabs_csv(slabs, path_of("slabs.csv"))
+    rows = csa_profiles(slabs, lines)
+    write_profiles_csv(rows, path_of("profiles.csv"))
+    write_profiles_png(rows, path_of("profiles.png"), title=title, notes=notes)
+    return slabs, rows
 
 
 def disagreement_share(result: Segmentation) -> float:

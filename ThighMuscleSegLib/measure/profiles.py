@@ -135,18 +135,3 @@ def read_profiles_csv(path: str | os.PathLike) -> list[ProfileRow]:
         num = lambda s: float(s) if s else math.nan  # noqa: E731
         return [ProfileRow(r["side"], r["muscle"], int(r["label_value"]), num(r["level_percent"]), num(r["t_mm"]),
                            num(r["area_cm2"])) for r in reader]
-
-
-def write_along_femur(ct, labels, lines: dict[str, FemurLine], path_of, *, title: str = "",
-                      notes: list[str] | tuple[str, ...] = ()) -> tuple[SlabTable, list[ProfileRow]]:
-    """``slabs.csv``, ``profiles.csv`` and ``profiles.png`` of a segmentation (what
-    ``thighseg segment`` writes); ``path_of(name)`` gives each file's path."""
-    from ..render_profiles import write_profiles_png
-    from .slabs import slab_table, write_slabs_csv
-
-    slabs = slab_table(ct, labels, lines)
-    write_slabs_csv(slabs, path_of("slabs.csv"))
-    rows = csa_profiles(slabs, lines)
-    write_profiles_csv(rows, path_of("profiles.csv"))
-    write_profiles_png(rows, path_of("profiles.png"), title=title, notes=notes)
-    return slabs, rows
