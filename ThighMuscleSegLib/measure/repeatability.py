@@ -92,6 +92,13 @@ def markdown(data: dict) -> str:
     lines += ["", "CSA: area on the plane perpendicular to the femur at 25 / 50 / 75 % of its length (a level "
               "outside the range both scans cover is not compared); mean HU and IMAT (-190 to -30 HU, "
               "percentage points of the muscle volume) over the common range.", ""]
+    lines += ["## What it does not cover", "",
+              "Phantom bodies, the bundled model, scanner draws of one generator: a real patient's "
+              "repositioning (knee flexion, soft tissue pressed against the table), real scanners and "
+              "reconstruction kernels, and real segmentation errors can be larger. A pair whose field stops "
+              "within the thigh (\"partial\") has its frame's femur axis fitted over less bone; such pairs "
+              "show the largest differences (see Pairs). With few pairs the SDC itself is uncertain (an SD "
+              "from n differences has a relative standard error of about 1/sqrt(2(n-1))).", ""]
     if data.get("pair_notes"):
         lines += ["## Pairs", ""] + [f"- {n}" for n in data["pair_notes"]] + [""]
     return "\n".join(lines)

@@ -141,11 +141,18 @@ def _write(out: Path, seg_reports, truth_reports, notes, seeds, model_path: Path
     return data
 
 
+def _install(data: dict) -> None:
+    DATA_FILE.write_text(json.dumps(data, indent=1), encoding="utf-8")
+    DOC_FILE.write_text(markdown(data), encoding="utf-8")
+
+
 def main(argv: list[str] | None = None) -> int:
     from ..defaults import default_model_path
 
     p = argparse.ArgumentParser(prog="python -m ThighMuscleSegLib.measure.repeatability_run", description=__doc__)
-    p.add_argument("--out", type=Path, required=True, help="work folder (phantoms, segmentations, the tables)")
+    p.add_argument("--out", type=Path, help="work folder (phantoms, segmentations, the tables)")
+    p.add_argument("--install-from", type=Path, metavar="DIR",
+                   help="only install DIR/repeatability.json (a finished or stopped run) and its markdown")
     p.add_argument("--seed", type=int, default=80000, help="first body seed (train bodies from here on)")
     p.add_argument("--bodies", type=int, default=6)
     p.add_argument("--model", type=Path, default=None)
@@ -153,12 +160,18 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--size", choices=("full", "small"), default="full")
     p.add_argument("--install", action="store_true", help="copy the tables to ThighMuscleSegLib/data and docs/")
     a = p.parse_args(argv)
+    if a.install_from is not None:
+        data = json.loads((a.install_from / "repeatability.json").read_text(encoding="utf-8"))
+        _install(data)
+        print(f"installed {DATA_FILE} and {DOC_FILE}: {data['pairs']} pairs")
+        return 0
+    if a.out is None:
+        p.error("--out is required")
     command = "python -m ThighMuscleSegLib.measure.repeatability_run " + " ".join(argv if argv is not None
                                                                                   else sys.argv[1:])
     data = run(a.out, a.seed, a.bodies, a.model or default_model_path(), a.device, a.size, command)
     if a.install:
-        DATA_FILE.write_text(json.dumps(data, indent=1), encoding="utf-8")
-        DOC_FILE.write_text(markdown(data), encoding="utf-8")
+        _install(data)
     print(f"{data['pairs']} pairs: volume SDC " + ", ".join(f"{m} {v['volume_percent']:.1f} %" for m, v in data["sdc"].items()
                                                           if v.get("volume_percent") is not None))
     return 0
