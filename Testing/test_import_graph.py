@@ -18,11 +18,7 @@ REPO = Path(__file__).resolve().parent.parent
 PACKAGE = "ThighMuscleSegLib"
 
 # Cycles allowed for now, as frozensets of module names, each with its reason. Keep it empty.
-KNOWN_CYCLES: dict[frozenset[str], str] = {
-    frozenset({"ThighMuscleSegLib.measure.femur", "ThighMuscleSegLib.measure.femur_ends"}):
-        "femur.find_femur calls femur_ends, which takes femur.ct_t_range; femur_ends.py is being reworked "
-        "(issue #15, 2026-12-02): move ct_t_range / field_t_range into a module of their own",
-}
+KNOWN_CYCLES: dict[frozenset[str], str] = {}
 
 
 def module_files(root: Path, package: str) -> dict[str, Path]:

@@ -29,7 +29,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from ..framing.frame import ThighFrame, rotation_z_to
-from .femur import ct_t_range
+from .t_range import ct_t_range
 from .hu_ranges import FEMUR_BONE
 
 STEP_MM = 1.0  # along t and in the plane
