@@ -87,11 +87,13 @@ def test_profiles_by_level_with_uncovered_levels_empty(tmp_path):
     right = [r for r in rows if r.label_value == 3]
     assert [r.level_percent for r in right] == list(LEVELS_PERCENT)
     for r in right:
-        covered = -59.5 <= r.t_mm <= 58.5  # slab centres wholly inside the covered range
+        # Slabs wholly inside the covered range are centred at -58..58 mm; a value is the mean
+        # of the three slabs (6 mm) around a centre, so values run from -56 to 56 mm.
+        covered = -56.0 <= r.t_mm <= 56.0
         assert math.isnan(r.area_cm2) != covered, r
         if covered and abs(r.t_mm - round(r.t_mm / 2) * 2) < 1e-9:
-            k = int(round(r.t_mm)) + 60  # a slab centre: the mean of its two 1 mm planes
-            side = [4 + (kk // 10) for kk in (k - 1, k)]
+            k = int(round(r.t_mm)) + 60  # plane index of t: the window holds planes k-3 .. k+2
+            side = [4 + (kk // 10) for kk in range(k - 3, k + 3)]
             assert r.area_cm2 == pytest.approx(np.mean(np.square(side)) / 100.0)
     empty_muscle = [r for r in rows if r.label_value == 1 and not math.isnan(r.area_cm2)]
     assert empty_muscle and all(r.area_cm2 == 0.0 for r in empty_muscle)  # covered, no voxel: 0, not empty
@@ -118,7 +120,7 @@ def test_without_a_femur_length_the_profile_is_by_t(tmp_path):
     assert {r.side for r in rows} == {"right"}
     right = [r for r in rows if r.label_value == 3]
     assert all(math.isnan(r.level_percent) for r in right)
-    assert [r.t_mm for r in right] == [float(t) for t in range(-58, 59, 2)]
+    assert [r.t_mm for r in right] == [float(t) for t in range(-56, 57, 2)]
     summary = profile_summary(rows)[3]
     assert math.isnan(summary["csa_50_cm2"]) and math.isnan(summary["csa_max_percent"])
     assert summary["csa_max_cm2"] == max(r.area_cm2 for r in right)

@@ -3,8 +3,8 @@
 A slab's volume divided by its thickness is the muscle's mean area on planes perpendicular
 to the femur axis over that slab, whatever the tilt of the femur against the CT's axes (for
 a cylinder along the axis: exactly its cross-section, πr²). The profile takes it at 0 to
-100 % of the femur length (0 % the knee end, 100 % the hip end), every 1 %, interpolated
-linearly between slab centres. Levels the CT and the analysed field do not both cover
+100 % of the femur length (0 % the knee end, 100 % the hip end), every 1 %: the mean over
+``WINDOW_MM`` of slabs around each slab centre, interpolated linearly between them. Levels the CT and the analysed field do not both cover
 (``FemurLine.covered_mm``) have no area (empty cells), never 0: a muscle the scan did not
 reach is not absent. When the CT lacks an end of the femur there is no length: the profile
 is given by t along the axis at the slab centres, with the level empty.
@@ -26,6 +26,10 @@ from .femur import FemurLine
 from .slabs import SlabTable
 
 LEVELS_PERCENT = tuple(float(p) for p in range(0, 101))
+# A profile value is the muscle's volume over this length of the axis / the length: slabs of
+# 2 mm alias against CT slices of up to 5 mm (a slab holding one slice centre or two), and a
+# window spanning more than a slice evens that out. A cylinder's value stays exactly πr².
+WINDOW_MM = 6.0
 SUMMARY_LEVELS = (25, 50, 75)
 
 
@@ -54,6 +58,20 @@ def _slab_csa(rows: SlabTable, centres: np.ndarray) -> np.ndarray:
     return area
 
 
+def _window_slabs(slab_mm: float) -> int:
+    """Slabs averaged for one profile value: an odd count spanning at least WINDOW_MM."""
+    n = max(1, math.ceil(WINDOW_MM / slab_mm - 1e-9))
+    return n if n % 2 else n + 1
+
+
+def _window_mean(area: np.ndarray, n: int) -> np.ndarray:
+    """Centred moving mean over ``n`` slabs; nan where the window leaves the covered slabs."""
+    out = np.full(len(area), np.nan)
+    if len(area) >= n:
+        out[n // 2: len(area) - n // 2] = np.convolve(area, np.ones(n) / n, mode="valid")
+    return out
+
+
 def _covered_centres(line: FemurLine, slab_mm: float) -> np.ndarray:
     """Centres of the slabs lying wholly inside the covered range."""
     lo, hi = line.covered_mm
@@ -70,7 +88,8 @@ def csa_profiles(slabs: SlabTable, lines: dict[str, FemurLine]) -> list[ProfileR
         if line is None:
             continue
         centres = _covered_centres(line, slabs.slab_mm)
-        area = _slab_csa(slabs.select(seg.label_value), centres)
+        area = _window_mean(_slab_csa(slabs.select(seg.label_value), centres), _window_slabs(slabs.slab_mm))
+        centres, area = centres[~np.isnan(area)], area[~np.isnan(area)]
         if line.length_mm is not None and line.length_mm > 0:
             levels = np.array(LEVELS_PERCENT)
             t = line.t_at_percent(levels)
