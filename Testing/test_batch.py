@@ -325,6 +325,11 @@ def test_good_cases_finish_and_bad_ones_are_failed_rows_with_their_message(first
     volumes = list(csv.DictReader(open(out / "cases" / "case_a" / "volumes.csv", encoding="utf-8")))
     for v in volumes:  # the table's measurements are the case folder's volumes.csv
         assert float(a[f"{v['side']}_{v['muscle']}_volume_cm3"]) == pytest.approx(float(v["volume_cm3"]), abs=1e-3)
+    measured = list(csv.DictReader(open(out / "cases" / "case_a" / "measurements.csv", encoding="utf-8")))
+    for m in measured:  # and its measurements.csv's composition and group columns
+        col = "sd_hu" if m["kind"] == "muscle" else "volume_cm3"
+        if m[col]:
+            assert float(a[f"{m['side']}_{m['muscle']}_{col}"]) == pytest.approx(float(m[col]), abs=1e-3)
     assert (out / "cohort_report.png").stat().st_size > 20_000
     events = _json_lines(r.stdout)
     assert all({"stage", "percent"} <= e.keys() for e in events)
