@@ -3,6 +3,7 @@ area and measurements.csv, on hand-made volumes with known answers."""
 
 from __future__ import annotations
 
+import dataclasses
 import math
 
 import numpy as np
@@ -284,9 +285,14 @@ def test_group_profile_is_the_sum_of_its_members_at_each_level():
     rows = []
     for n, v in enumerate(ham.label_values("right")):  # member n peaks at 40 + 20 n %: the sum peaks between
         muscle, side = C.split_label_value(v)
-        rows += [ProfileRow(side, muscle.key, v, float(p), 0.0, float(10 - abs(p - 40 - 20 * n) / 10)) for p in levels]
+        rows += [ProfileRow(side, muscle.key, v, float(p), 4.0 * p, float(10 - abs(p - 40 - 20 * n) / 10))
+                 for p in levels]
     out = group_profile_summary(rows)[("right", "hamstrings")]
     total = {p: sum(10 - abs(p - 40 - 20 * n) / 10 for n in range(3)) for p in levels}
     assert out["csa_50_cm2"] == pytest.approx(total[50.0]) and out["csa_25_cm2"] == pytest.approx(total[25.0])
     assert out["csa_max_cm2"] == pytest.approx(max(total.values())) and out["csa_max_percent"] == 60.0
     assert math.isnan(group_profile_summary(rows)[("right", "quadriceps")]["csa_50_cm2"])  # no member profile
+    unknown_length = [dataclasses.replace(r, level_percent=math.nan) for r in rows]  # the femur length unknown
+    out = group_profile_summary(unknown_length)[("right", "hamstrings")]
+    assert out["csa_max_cm2"] == pytest.approx(max(total.values())) and math.isnan(out["csa_max_percent"])
+    assert math.isnan(out["csa_50_cm2"])

@@ -93,23 +93,28 @@ def group_csa(csa: dict[int, dict], side: str, group: C.MuscleGroup) -> dict:
 
 def group_profile_summary(profiles) -> dict[tuple[str, str], dict]:
     """(side, group key) -> CSA at 25 / 50 / 75 %, the largest CSA and its level, from the group's
-    own profile: at each level the sum of its members' areas (``profiles.ProfileRow`` rows; a level
-    where a member's area is unknown is unknown for the group)."""
+    own profile: at each point of the profile (its t along the femur, the same for every muscle of
+    a side) the sum of its members' areas (``profiles.ProfileRow`` rows; a point where a member's
+    area is unknown is unknown for the group). As for a muscle, the maximum is found without the
+    femur length too (its level is then unknown)."""
     area: dict[tuple[str, float], dict[int, float]] = {}
+    level: dict[tuple[str, float], float] = {}
     for r in profiles:
-        if not math.isnan(r.level_percent):
-            area.setdefault((r.side, float(r.level_percent)), {})[int(r.label_value)] = float(r.area_cm2)
+        key = (r.side, round(float(r.t_mm), 3))
+        area.setdefault(key, {})[int(r.label_value)] = float(r.area_cm2)
+        level[key] = float(r.level_percent)
     out = {}
     for side in C.SIDES:
-        levels = sorted(level for s, level in area if s == side)
+        points = [key for key in area if key[0] == side]
         for g in C.GROUPS:
             values = g.label_values(side)
-            profile = {level: sum(area[(side, level)].get(v, NAN) for v in values) for level in levels}
-            known = {level: a for level, a in profile.items() if math.isfinite(a)}
-            summary = {f"csa_{p}_cm2": profile.get(float(p), NAN) for p in (25, 50, 75)}
+            profile = {key: sum(area[key].get(v, NAN) for v in values) for key in points}
+            at_level = {level[key]: a for key, a in profile.items() if not math.isnan(level[key])}
+            summary = {f"csa_{p}_cm2": at_level.get(float(p), NAN) for p in (25, 50, 75)}
+            known = {key: a for key, a in profile.items() if math.isfinite(a)}
             best = max(known, key=known.get, default=None)
             summary["csa_max_cm2"] = NAN if best is None else known[best]
-            summary["csa_max_percent"] = NAN if best is None else best
+            summary["csa_max_percent"] = NAN if best is None else level[best]
             out[(side, g.key)] = summary
     return out
 
