@@ -296,3 +296,14 @@ def test_group_profile_is_the_sum_of_its_members_at_each_level():
     out = group_profile_summary(unknown_length)[("right", "hamstrings")]
     assert out["csa_max_cm2"] == pytest.approx(max(total.values())) and math.isnan(out["csa_max_percent"])
     assert math.isnan(out["csa_50_cm2"])
+
+
+def test_the_fat_area_is_measured_in_physical_space_whatever_the_voxel_order():
+    ct, labels, centres, axis = _thighs()
+    flipped = []
+    for img in (ct, labels):  # the same physical volume stored with x and y reversed (LPS -> RAS-like order)
+        arr = sitk.GetArrayFromImage(img)[:, ::-1, ::-1].copy()
+        flipped.append(make_image(arr, origin=(199.0, 119.0, 0.0), direction=(-1, 0, 0, 0, -1, 0, 0, 0, 1)))
+    for side in C.SIDES:
+        assert subcutaneous_fat_area_cm2(*flipped, centres[side], axis, side=side) == pytest.approx(
+            subcutaneous_fat_area_cm2(ct, labels, centres[side], axis, side=side))
