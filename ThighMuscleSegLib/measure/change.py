@@ -249,8 +249,15 @@ def compare(prior: ResultTables, current: ResultTables, sdc: dict | None = None,
         raise ChangeError(f"no thigh is in both results (prior: {', '.join(prior.lines) or 'none'}; current: "
                           f"{', '.join(current.lines) or 'none'})")
     sdc = sdc or {}
-    alignments = {s: align(s, prior.lines[s], current.lines[s]) for s in sides}
-    notes = []
+    alignments, notes, errors = {}, [], []
+    for s in sides:  # a side that cannot be matched is left out with its reason; none at all is an error
+        try:
+            alignments[s] = align(s, prior.lines[s], current.lines[s])
+        except ChangeError as e:
+            errors.append(str(e))
+    if not alignments:
+        raise ChangeError("; ".join(errors))
+    notes += [f"not compared: {e}" for e in errors]
     muscles = []
     for side, a in alignments.items():
         lp, lc = prior.lines[side].length_mm, current.lines[side].length_mm
