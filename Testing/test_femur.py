@@ -206,14 +206,11 @@ def _check_phantom_ends(folder, femur) -> int:
     return found
 
 
-@pytest.fixture(scope="module")
-def whole_thigh_phantom(tmp_path_factory):
-    """A small phantom whose field runs from the hips to below the knees (both femurs whole)."""
+def _whole_thigh_phantom(folder, seed: int, size: str):
     from ThighMuscleSegLib.phantom.synth import make_case
     from ThighMuscleSegLib.phantom.writer import write_case
 
-    folder = tmp_path_factory.mktemp("phantom") / "whole"
-    write_case(make_case(3, size="small"), folder)
+    write_case(make_case(seed, size=size), folder)
     return folder
 
 
@@ -222,8 +219,11 @@ def test_femur_ends_on_the_shared_phantom(template_femur, small_phantom):
 
 
 @pytest.mark.slow  # makes a phantom of its own (~30 s)
-def test_all_four_femur_ends_on_a_whole_thigh_phantom(template_femur, whole_thigh_phantom):
-    assert _check_phantom_ends(whole_thigh_phantom, template_femur) == 4
+@pytest.mark.parametrize("seed,size", [(3, "small"), (29, "full")])  # slices 3.1 mm; 4.85 mm (512 x 512)
+def test_all_four_femur_ends_on_a_whole_thigh_phantom(template_femur, tmp_path, seed, size):
+    """Phantoms whose field runs from the hips to below the knees: both femurs whole."""
+    folder = _whole_thigh_phantom(tmp_path / f"case_{seed}", seed, size)
+    assert _check_phantom_ends(folder, template_femur) == 4
 
 
 # --- the real CT: the Visible Human Female's knee and pelvis ---------------------------------
