@@ -1,12 +1,12 @@
 """Finding the femur's two ends along a thigh frame's axis.
 
 The CT is resampled (linearly, once per end) into a column aligned with the frame: 1 mm
-steps along the axis t, 1 mm in the plane perpendicular to it. In each plane the bone
-(``hu_ranges.FEMUR_BONE``) of the femur's cross-section is filled (marrow and the fatty
-shaft inside the cortex count as femur). The femur's cross-section is found in a seed plane (the femoral
-shaft nearest the frame's axis at the frame centre, or the CT's last plane towards the
-femur's middle when the CT does not reach the centre) and followed plane by plane towards
-the end: the femur in the next plane is the bone that overlaps it. Its end is
+steps along the axis t, 1 mm in the plane perpendicular to it. The femur's cross-section
+is found in a seed plane (the bone nearest the frame's axis at the frame centre, or in the
+CT's last plane towards the femur's middle when the CT does not reach the centre) and
+followed plane by plane towards each end: the femur in the next plane is the bone
+(``hu_ranges.FEMUR_BONE``) that overlaps it, filled (marrow and the fatty shaft inside the
+cortex count as femur). Its end is
 
 - where it vanishes (a clean joint space), or
 - where it is bridged to the next bone (tibial plateau, acetabular roof; thick slices and
@@ -15,11 +15,12 @@ the end: the femur in the next plane is the bone that overlaps it. Its end is
   The tracked section may grow only GROWTH_MM per plane, so a bridged neighbour is entered
   slowly and cannot hide the shrinking cap.
 
-Known limit: with slices of ~5 mm the in-plane joint space of the hip (~3 mm) can close
-below the head's top, and the end then found is the acetabular roof's (up to ~10 mm high).
+An end whose last sections meet the CT's edge (its first or last slice, or the image's side)
+is the scan's end, not the bone's: it is reported as not in the scan (None).
 
-An end found within a slice of the CT's first or last slice is the CT's edge, not the bone's:
-it is reported as not in the scan (None).
+Known limit: with slices of ~5 mm the in-plane joint space of the hip (~3 mm) can close
+below the head's top, and the end then found lies on the acetabular roof (a hand-made rod
+with a 3 mm joint space: up to ~7 mm high; Testing/test_femur.py).
 """
 
 from __future__ import annotations
@@ -35,20 +36,17 @@ from .hu_ranges import FEMUR_BONE
 STEP_MM = 1.0  # along t and in the plane
 SEARCH_HALF_WIDTH_MM = 80.0  # the column's half-width: the femoral head sits ~45 mm medial of the shaft
 SEED_RADIUS_MM = 45.0  # the seed is the bone nearest the frame's axis within this distance
-MIN_SECTION_MM2 = 30.0  # smaller bone specks (noise, calcifications) are not followed
+MIN_SECTION_MM2 = 30.0  # smaller bone specks (noise, calcifications) do not seed
 MAX_TRACK_MM = 320.0  # an end is searched this far from its seed (a femur is 350-500 mm long)
-END_FRACTION = 0.25  # the end zone: the cross-section below this share of its largest so far ...
-EDGE_VOXELS = 1.0  # a femur section this close to the CT's first or last voxel is cut by the scan ...
-EDGE_CHECK_MM = 4.0  # ... when it is one of the last sections before the end found
-MIN_SHRINK = 0.08  # ... shrinking by at least this share per plane (a bone cap); slower: a bridge
 SMOOTH_SIGMA_MM = 0.5  # against noise (up to ~30 HU SD); more would blur cortex across a 3 mm joint space
 GROWTH_MM = 3.0  # the cross-section may grow this much outwards per plane (a surface >= ~18 deg to the plane)
-
+CROP_PAD = int(round(GROWTH_MM / STEP_MM)) + 8  # pixels around the last section: its growth and hole-filling room
+END_FRACTION = 0.25  # the end zone: the cross-section below this share of its largest so far ...
+MIN_SHRINK = 0.08  # ... shrinking by at least this share per plane (a bone cap); slower: a bridge
+EDGE_VOXELS = 1.0  # a femur section this close to the CT's first or last voxel is cut by the scan ...
+EDGE_CHECK_MM = 4.0  # ... when it is one of the last sections before the end found
 
 _DISC = ndimage.iterate_structure(ndimage.generate_binary_structure(2, 1), int(round(GROWTH_MM / STEP_MM)))
-
-
-CROP_PAD = int(round(GROWTH_MM / STEP_MM)) + 8  # pixels around the last section: its growth and hole-filling room
 
 
 def _smooth(plane: np.ndarray) -> np.ndarray:
@@ -187,6 +185,8 @@ def _one_end(ct: sitk.Image, origin: np.ndarray, rot: np.ndarray, t_seed: float,
     if not areas:
         return None
     i = _end_index(areas)
+    if i == col.shape[0] - 1:  # still bone in the column's last plane: no end within MAX_TRACK_MM or the CT
+        return None
     if _cut_by_edge(_Edge(ct, geo, col.shape), masks, seed_k, direction, i - int(EDGE_CHECK_MM / STEP_MM), i):
         return None
     return float(lo + (seed_k + direction * i) * STEP_MM + direction * 0.5 * STEP_MM)
