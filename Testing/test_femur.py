@@ -252,7 +252,9 @@ def test_femur_ends_on_the_real_knee_and_pelvis_ct(vhf):
     pelvis_ct = sitk.ReadImage(str(vhf / "ct" / "vhf_pelvis_ct.nii.gz"))
     for frame in _vhf_frames():
         name = frame.side.capitalize()
-        z = lambda part: read_stl(vhf / "surfaces" / name / f"VHF_{name}_Cartilage_{part}_smooth.stl")[..., 2]  # noqa: E731
+        def z(part: str) -> np.ndarray:
+            return read_stl(vhf / "surfaces" / name / f"VHF_{name}_Cartilage_{part}_smooth.stl")[..., 2]
+
         at_knee, at_hip = find_femur(knee_ct, frame), find_femur(pelvis_ct, frame)
         assert at_knee.hip_end_mm is None and at_hip.knee_end_mm is None
         knee_z = frame.centre[2] + at_knee.knee_end_mm * at_knee.axis[2]

@@ -17,6 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from ..framing.frame import ThighFrame
+from .femur_ends import femur_ends
 from .t_range import ct_t_range
 
 
@@ -93,8 +94,6 @@ def _unit(v) -> np.ndarray:
 
 def find_femur(ct: sitk.Image, frame: ThighFrame) -> FemurLine:
     """The femur line of ``frame``'s thigh in ``ct``: its ends where the CT holds them."""
-    from .femur_ends import femur_ends
-
     knee, hip = femur_ends(ct, frame)
     rnd = lambda v: None if v is None or not math.isfinite(v) else round(float(v), 2)  # noqa: E731
     return FemurLine(frame.side, tuple(float(v) for v in frame.centre), tuple(float(v) for v in _unit(frame.axis)),

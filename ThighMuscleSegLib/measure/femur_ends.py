@@ -138,7 +138,10 @@ class _Edge:
 
     def __init__(self, ct: sitk.Image, geo: dict, shape: tuple[int, ...]):
         rot, start = geo["rot"], geo["start"]
-        to_index = lambda p: np.array(ct.TransformPhysicalPointToContinuousIndex(tuple(float(v) for v in p)))  # noqa: E731
+
+        def to_index(p: np.ndarray) -> np.ndarray:
+            return np.array(ct.TransformPhysicalPointToContinuousIndex(tuple(float(v) for v in p)))
+
         self.i0 = to_index(start)
         self.steps = [to_index(start + rot[:, a] * STEP_MM) - self.i0 for a in range(3)]  # per u, v, k
         self.size = np.array(ct.GetSize(), float)
