@@ -1,6 +1,7 @@
 """The module's Logic against real MRML (slicer-core): what a radiologist's clicks do."""
 
 import csv
+import math
 
 import numpy as np
 import pytest
@@ -203,6 +204,14 @@ def test_segmentation_runs_in_a_subprocess_and_lands_in_the_scene(mrml, logic, s
         for t, m in zip(table, measured):
             for title, value in (("SD HU", m.sd_hu), ("IMAT (%)", m.imat_percent), ("CSA max (cm2)", m.csa_max_cm2)):
                 assert float(t[title]) == pytest.approx(value, abs=1e-9, nan_ok=True)
+        # Measured again in the module (as after an edit), from the frames and femur lines kept on the node:
+        # the same numbers as thighseg segment's (measurements.csv keeps three decimals).
+        again = logic.volumes_of(result.segmentation, ct_node)
+        assert [r.name for r in again] == [m.name for m in measured]
+        assert any(math.isfinite(m.csa_max_cm2) for m in measured)  # the small phantom lacks a femur end: no 50 %
+        for r, m in zip(again, measured):
+            for key in ("volume_cm3", "sd_hu", "imat_percent", "csa_50_cm2", "csa_max_cm2", "subcutaneous_fat_cm2"):
+                assert getattr(r, key) == pytest.approx(getattr(m, key), abs=6e-4, nan_ok=True), (r.name, key)
     for t, c in zip(table, csv_rows):
         assert float(t["Volume (cm3)"]) == pytest.approx(c.volume_cm3, rel=1e-6, abs=1e-9)
         assert int(t["Voxels"]) == c.voxels

@@ -30,6 +30,7 @@ class Snapshot:
     labels: np.ndarray
     geometry: object
     frames: list | None  # ThighFrames, or None: framed again from the CT
+    lines: dict | None = None  # side -> FemurLine kept with the frames (measuring CSA needs them)
 
     def images(self):
         return S.image_from_array(self.ct_voxels, self.geometry), S.image_from_array(self.labels, self.geometry)
@@ -43,11 +44,20 @@ def frames_of(segmentation_node) -> list | None:
     return frames_from_json(text) if text else None
 
 
-def keep_frames(segmentation_node, frames: list | None) -> None:
-    from ThighMuscleSegLib.framing import frames_to_json
+def femur_lines_of(segmentation_node) -> dict:
+    """side -> FemurLine kept on the node with its frames (empty if none, or an older thighseg)."""
+    import json
 
-    if frames:
-        segmentation_node.SetAttribute(FRAMES_ATTRIBUTE, frames_to_json(frames))
+    from ThighMuscleSegLib.measure.femur import femur_lines_from_frames_json
+
+    text = segmentation_node.GetAttribute(FRAMES_ATTRIBUTE)
+    return femur_lines_from_frames_json(json.loads(text)) if text else {}
+
+
+def keep_frames(segmentation_node, frames_json: str | None) -> None:
+    """Keep a run's frames.json text (frames and femur lines) on its segmentation node."""
+    if frames_json:
+        segmentation_node.SetAttribute(FRAMES_ATTRIBUTE, frames_json)
 
 
 def compare(prior: Snapshot, current: Snapshot, picture: str | Path | None = None):

@@ -165,8 +165,9 @@ class SceneLogic:
             volumes = T.volume_table(self.scene, read_result_rows(job.out_dir), f"{job.ct_node.GetName()} muscle volumes")
             added.append(volumes)
             seg.SetNodeReferenceID(VOLUMES_TABLE_ROLE, volumes.GetID())
-            frames = read_frames(job.out_dir)
-            F.keep_frames(seg, frames)  # measuring and comparing it later need no new search
+            frames_json = job.out_dir / "frames.json"
+            F.keep_frames(seg, frames_json.read_text(encoding="utf-8") if frames_json.is_file() else None)
+            frames = F.frames_of(seg)  # kept on the node: measuring and comparing it later need no new search
             disagreement = S.volume_node_from_image(self.scene,
                                                     sitk.ReadImage(str(job.out_dir / "disagreement.nii.gz")),
                                                     f"{job.ct_node.GetName()} view disagreement",
@@ -185,10 +186,12 @@ class SceneLogic:
     def start_volumes(self, segmentation_node, ct_node, frames: list | None = None) -> Future:
         """The volume table's rows of a segmentation as it is now (``tables.TableRow``: per muscle
         and side, then the groups): the labels are merged here (one C++ call), the measuring runs
-        on a worker thread. ``frames`` (the run's ThighFrames) add the subcutaneous fat."""
+        on a worker thread. The run's frames and femur lines, kept on the node (or ``frames``), add
+        the subcutaneous fat and the cross-sectional areas along the femur."""
         snap = self._snapshot(segmentation_node, ct_node)
         frames = frames if frames is not None else snap.frames
-        return _workers.submit(_measure, snap.ct_voxels, snap.labels, snap.geometry, list(frames or ()))
+        return _workers.submit(_measure, snap.ct_voxels, snap.labels, snap.geometry, list(frames or ()),
+                               snap.lines or {})
 
     def volumes_of(self, segmentation_node, ct_node, frames: list | None = None) -> list[T.TableRow]:
         return self.start_volumes(segmentation_node, ct_node, frames).result()
@@ -239,7 +242,7 @@ class SceneLogic:
     def _snapshot(self, segmentation_node, ct_node) -> F.Snapshot:
         S.check_volume_node(ct_node)
         return F.Snapshot(_volume_view(ct_node), S.labels_array(segmentation_node, ct_node), S.lps_geometry(ct_node),
-                          F.frames_of(segmentation_node))
+                          F.frames_of(segmentation_node), F.femur_lines_of(segmentation_node))
 
     def change_table(self, current_node, report):
         """The change table of ``current_node``, replacing the one made for it before."""
@@ -264,12 +267,18 @@ def _volume_view(node):
     return slicer.util.arrayFromVolume(node)  # a view; it keeps its VTK array (the voxels) alive
 
 
-def _measure(ct_voxels: np.ndarray, labels: np.ndarray, geometry, frames: list) -> list[T.TableRow]:
+def _measure(ct_voxels: np.ndarray, labels: np.ndarray, geometry, frames: list, lines: dict) -> list[T.TableRow]:
     from ThighMuscleSegLib.measure.table import measurement_rows
 
     ct, label_image = S.image_from_array(ct_voxels, geometry), S.image_from_array(labels, geometry)
     volumes = measure.muscle_volumes(ct, label_image)
-    return T.merge_rows(volumes, measurement_rows(ct, label_image, frames))
+    profiles = None
+    if lines:  # the CSA profiles along each femur, as thighseg segment measures them
+        from ThighMuscleSegLib.measure.profiles import csa_profiles
+        from ThighMuscleSegLib.measure.slabs import slab_table
+
+        profiles = csa_profiles(slab_table(ct, label_image, lines), lines)
+    return T.merge_rows(volumes, measurement_rows(ct, label_image, frames, lines=lines or None, profiles=profiles))
 
 
 def read_result_rows(out_dir: Path) -> list[T.TableRow]:
@@ -280,14 +289,6 @@ def read_result_rows(out_dir: Path) -> list[T.TableRow]:
     path = Path(out_dir) / "measurements.csv"
     measurements = read_measurements_csv(path) if path.is_file() else None
     return T.merge_rows(measure.read_volumes_csv(Path(out_dir) / "volumes.csv"), measurements)
-
-
-def read_frames(out_dir: Path) -> list | None:
-    """The run's ThighFrames from its frames.json; None when it has none."""
-    from ThighMuscleSegLib.framing import frames_from_json
-
-    path = Path(out_dir) / "frames.json"
-    return frames_from_json(path.read_text(encoding="utf-8")) if path.is_file() else None
 
 
 def _write_training_case(case: Path, ct_voxels: np.ndarray, labels: np.ndarray, geometry, info: dict) -> Path:
