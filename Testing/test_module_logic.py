@@ -127,6 +127,19 @@ def test_a_prior_scan_4_cm_shorter_at_the_knee_is_not_read_as_atrophy(mrml, logi
     assert all(_verdict_agrees(r) for r in rows)
 
 
+def test_a_runs_frames_are_used_only_with_the_ct_they_were_found_in(mrml, logic, small_phantom):
+    from ThighMuscleSegLib.framing import frame_thighs, frames_to_json
+    from ThighMuscleSegModuleLib import follow_up as F
+
+    ct_node, other_ct = _phantom_ct_node(mrml, small_phantom), _phantom_ct_node(mrml, small_phantom)
+    seg = logic.import_labels(small_phantom / "labels.nii.gz", ct_node)
+    assert F.frames_of(seg, ct_node) is None  # not made by a run: framed from its CT when needed
+    frames = frame_thighs(sitk.ReadImage(str(small_phantom / "ct.nii.gz")))
+    F.keep_frames(seg, ct_node, frames_to_json(frames))
+    assert F.frames_of(seg, ct_node) == frames
+    assert F.frames_of(seg, other_ct) is None and F.femur_lines_of(seg, other_ct) == {}
+
+
 def test_volume_table_exports_to_csv(mrml, logic, tmp_path):
     from ThighMuscleSegModuleLib import tables as T
 

@@ -21,6 +21,7 @@ from . import scene as S
 from .tables import CHANGE_COLUMNS
 
 FRAMES_ATTRIBUTE = "ThighMuscleSeg.frames"  # segmentation node attribute: the run's frames.json
+FRAMES_CT_ATTRIBUTE = "ThighMuscleSeg.framesCT"  # ... and the ID of the CT node they belong to
 
 @dataclass
 class Snapshot:
@@ -36,28 +37,38 @@ class Snapshot:
         return S.image_from_array(self.ct_voxels, self.geometry), S.image_from_array(self.labels, self.geometry)
 
 
-def frames_of(segmentation_node) -> list | None:
-    """The thigh frames kept on a segmentation node by the run that made it (None if none)."""
+def _frames_json(segmentation_node, ct_node) -> str | None:
+    """The kept frames.json text, when it belongs to ``ct_node`` (frames are positions in the
+    CT they were found in: on another scan they would be wrong, so that one is framed anew)."""
+    text = segmentation_node.GetAttribute(FRAMES_ATTRIBUTE)
+    if not text or segmentation_node.GetAttribute(FRAMES_CT_ATTRIBUTE) != ct_node.GetID():
+        return None
+    return text
+
+
+def frames_of(segmentation_node, ct_node) -> list | None:
+    """The thigh frames kept on a segmentation node by the run that made it from ``ct_node``."""
     from ThighMuscleSegLib.framing import frames_from_json
 
-    text = segmentation_node.GetAttribute(FRAMES_ATTRIBUTE)
+    text = _frames_json(segmentation_node, ct_node)
     return frames_from_json(text) if text else None
 
 
-def femur_lines_of(segmentation_node) -> dict:
-    """side -> FemurLine kept on the node with its frames (empty if none, or an older thighseg)."""
+def femur_lines_of(segmentation_node, ct_node) -> dict:
+    """side -> FemurLine kept with those frames (empty if none, or an older thighseg's)."""
     import json
 
     from ThighMuscleSegLib.measure.femur import femur_lines_from_frames_json
 
-    text = segmentation_node.GetAttribute(FRAMES_ATTRIBUTE)
+    text = _frames_json(segmentation_node, ct_node)
     return femur_lines_from_frames_json(json.loads(text)) if text else {}
 
 
-def keep_frames(segmentation_node, frames_json: str | None) -> None:
+def keep_frames(segmentation_node, ct_node, frames_json: str | None) -> None:
     """Keep a run's frames.json text (frames and femur lines) on its segmentation node."""
     if frames_json:
         segmentation_node.SetAttribute(FRAMES_ATTRIBUTE, frames_json)
+        segmentation_node.SetAttribute(FRAMES_CT_ATTRIBUTE, ct_node.GetID())
 
 
 def compare(prior: Snapshot, current: Snapshot, picture: str | Path | None = None):

@@ -162,12 +162,14 @@ class SceneLogic:
             seg = self.import_labels(job.out_dir / "labels.nii.gz", job.ct_node)
             added.append(seg)
             seg.CreateClosedSurfaceRepresentation()
-            volumes = T.volume_table(self.scene, read_result_rows(job.out_dir), f"{job.ct_node.GetName()} muscle volumes")
+            volumes = T.volume_table(self.scene, read_result_rows(job.out_dir),
+                                     f"{job.ct_node.GetName()} muscle volumes")
             added.append(volumes)
             seg.SetNodeReferenceID(VOLUMES_TABLE_ROLE, volumes.GetID())
             frames_json = job.out_dir / "frames.json"
-            F.keep_frames(seg, frames_json.read_text(encoding="utf-8") if frames_json.is_file() else None)
-            frames = F.frames_of(seg)  # kept on the node: measuring and comparing it later need no new search
+            # Kept on the node: measuring and comparing it later need no new search.
+            F.keep_frames(seg, job.ct_node, frames_json.read_text(encoding="utf-8") if frames_json.is_file() else None)
+            frames = F.frames_of(seg, job.ct_node)
             disagreement = S.volume_node_from_image(self.scene,
                                                     sitk.ReadImage(str(job.out_dir / "disagreement.nii.gz")),
                                                     f"{job.ct_node.GetName()} view disagreement",
@@ -242,7 +244,7 @@ class SceneLogic:
     def _snapshot(self, segmentation_node, ct_node) -> F.Snapshot:
         S.check_volume_node(ct_node)
         return F.Snapshot(_volume_view(ct_node), S.labels_array(segmentation_node, ct_node), S.lps_geometry(ct_node),
-                          F.frames_of(segmentation_node), F.femur_lines_of(segmentation_node))
+                          F.frames_of(segmentation_node, ct_node), F.femur_lines_of(segmentation_node, ct_node))
 
     def change_table(self, current_node, report):
         """The change table of ``current_node``, replacing the one made for it before."""
