@@ -43,6 +43,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..io import InputError
+from ..outputs import SEGMENT_OUTPUTS
 from ..progress import Cancelled
 from .manifest import Case, content_sha256, discover_cases, stat_key
 from .progress import BatchProgress
@@ -51,8 +52,8 @@ from .table import Records, write_tables
 TABLE_INTERVAL_S = 2.0
 STAGING_PREFIX = ".staging-"
 OLD_PREFIX = ".old-"
-REQUIRED_OUTPUTS = ("segmentation.seg.nrrd", "labels.nii.gz", "disagreement.nii.gz", "volumes.csv",
-                    "measurements.csv", "report.png", "frames.json")
+# Every output of ``thighseg segment`` but the DICOM SEG (written only for DICOM input): one list.
+REQUIRED_OUTPUTS = tuple(n for n in SEGMENT_OUTPUTS if n != "segmentation.dcm")
 MAX_TRIES = 2  # a case whose worker dies twice is a failed row
 
 
@@ -269,6 +270,10 @@ def _connect(ray, address: str | None):
         if address:
             ray.init(address=address, **kw)
             return True
+        # Ray starts its workers 15 nice levels below the raylet (its own jobs reset that to 0);
+        # a cohort the user started should run at the priority they started it with (`nice
+        # thighseg batch ...` for a background run), not be starved on a busy workstation.
+        os.environ.setdefault("RAY_worker_niceness", "0")
         ray.init(address="local", **kw)
         return True
     except ConnectionError as e:
@@ -423,6 +428,10 @@ def _run_on_ray(p: _Plan, options: BatchOptions, driver: _Driver, progress: Batc
                     driver.commit(case, row, staging, p.keys[case.case_id][0])
                     if pending and not stop.requested:
                         submit(i)
+            # A stop that lands between a finished case and the next submit empties ``inflight``
+            # without passing the check above: cases are left, so it is a cancel all the same.
+            if stop.requested and pending:
+                summary.cancelled = True
             if summary.cancelled:
                 progress.message("stopping: the workers are stopped, the unfinished cases leave nothing behind")
                 for a in actors:
