@@ -97,7 +97,9 @@ def markdown(data: dict) -> str:
               "repositioning (knee flexion, soft tissue pressed against the table), real scanners and "
               "reconstruction kernels, and real segmentation errors can be larger. A pair whose field stops "
               "within the thigh (\"partial\") has its frame's femur axis fitted over less bone; such pairs "
-              "show the largest differences (see Pairs). With few pairs the SDC itself is uncertain (an SD "
+              "show the largest differences (see Pairs). A few pairs carry gross failures of one scan's segmentation "
+              "or of the femur matching (the largest differences under Pairs, some in the true labels too); they "
+              "widen the SD, so for a typical pair the SDC is conservative. With few pairs the SDC itself is uncertain (an SD "
               "from n differences has a relative standard error of about 1/sqrt(2(n-1))).", ""]
     if data.get("pair_notes"):
         lines += ["## Pairs", ""] + [f"- {n}" for n in data["pair_notes"]] + [""]
