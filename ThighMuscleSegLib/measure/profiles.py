@@ -12,16 +12,15 @@ is given by t along the axis at the slab centres, with the level empty.
 
 from __future__ import annotations
 
-import csv
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 
 from .. import classes as C
-from ..io import InputError, atomic_path
+from .csv_rows import number, read_rows, write_dataclass_rows
 from .femur import FemurLine
 from .slabs import SlabTable
 
@@ -124,33 +123,12 @@ def profile_summary(profiles: list[ProfileRow]) -> dict[int, dict[str, float]]:
     return out
 
 
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.3f}"
-    return str(value)
-
-
 def write_profiles_csv(rows: list[ProfileRow], path: str | os.PathLike) -> Path:
     """``profiles.csv`` (atomically): columns ``CSV_COLUMNS``, empty cells where unknown."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(CSV_COLUMNS)
-            for row in rows:
-                w.writerow([_cell(v) for v in asdict(row).values()])
-    return Path(path)
+    return write_dataclass_rows(rows, CSV_COLUMNS, path)
 
 
 def read_profiles_csv(path: str | os.PathLike) -> list[ProfileRow]:
     """The rows of a ``profiles.csv`` written by ``write_profiles_csv``."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p} does not exist")
-    with open(p, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = set(CSV_COLUMNS) - set(reader.fieldnames or ())
-        if missing:
-            raise InputError(f"{p.name} is not a thighseg profiles.csv: columns {sorted(missing)} are missing")
-        num = lambda s: float(s) if s else math.nan  # noqa: E731
-        return [ProfileRow(r["side"], r["muscle"], int(r["label_value"]), num(r["level_percent"]), num(r["t_mm"]),
-                           num(r["area_cm2"])) for r in reader]
+    return [ProfileRow(r["side"], r["muscle"], int(r["label_value"]), number(r["level_percent"]), number(r["t_mm"]),
+                       number(r["area_cm2"])) for r in read_rows(path, CSV_COLUMNS, "profiles.csv")]

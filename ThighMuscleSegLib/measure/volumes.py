@@ -10,17 +10,17 @@ with R and L its right and left volumes in cm³: positive when the right muscle 
 
 from __future__ import annotations
 
-import csv
 import math
 import os
-from dataclasses import asdict, dataclass, fields
+from dataclasses import dataclass, fields
 from pathlib import Path
 
 import numpy as np
 import SimpleITK as sitk
 
 from .. import classes as C
-from ..io import InputError, atomic_path, same_geometry
+from ..io import InputError, same_geometry
+from .csv_rows import number, read_rows, write_dataclass_rows
 
 NUM_LABELS = 2 * C.NUM_MUSCLES + 1
 _SLAB_VOXELS = 1 << 20  # bincount copies each slab as int64 / float64: keep it small
@@ -116,38 +116,17 @@ CSV_COLUMNS = tuple(f.name for f in fields(MuscleVolume))
 REQUIRED_COLUMNS = CSV_COLUMNS[:CSV_COLUMNS.index("confidence")]
 
 
-def _cell(value) -> str:
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.3f}"
-    return str(value)
-
-
 def write_volumes_csv(rows: list[MuscleVolume], path: str | os.PathLike) -> Path:
     """Write ``volumes.csv`` atomically: columns ``CSV_COLUMNS``, empty cells for undefined numbers."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(CSV_COLUMNS)
-            for row in rows:
-                w.writerow([_cell(v) for v in asdict(row).values()])
-    return Path(path)
+    return write_dataclass_rows(rows, CSV_COLUMNS, path)
 
 
 def read_volumes_csv(path: str | os.PathLike) -> list[MuscleVolume]:
     """Rows of a ``volumes.csv`` written by ``write_volumes_csv`` (e.g. a prior study's)."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p} does not exist")
-    with open(p, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = set(REQUIRED_COLUMNS) - set(reader.fieldnames or ())
-        if missing:
-            raise InputError(f"{p.name} is not a thighseg volumes.csv: columns {sorted(missing)} are missing")
-        num = lambda s: float(s) if s else math.nan  # noqa: E731
-        return [MuscleVolume(int(r["label_value"]), r["muscle"], r["side"], r["name"], int(r["voxels"]),
-                             num(r["volume_cm3"]), num(r["mean_hu"]), num(r["asymmetry_percent"]),
-                             num(r.get("confidence") or ""), r.get("quality") or "")
-                for r in reader]
+    return [MuscleVolume(int(r["label_value"]), r["muscle"], r["side"], r["name"], int(r["voxels"]),
+                         number(r["volume_cm3"]), number(r["mean_hu"]), number(r["asymmetry_percent"]),
+                         number(r.get("confidence")), r.get("quality") or "")
+            for r in read_rows(path, REQUIRED_COLUMNS, "volumes.csv")]
 
 
 def compare_with_prior(current_rows: list[MuscleVolume], prior_rows: list[MuscleVolume]) -> list[VolumeChange]:
