@@ -24,6 +24,7 @@ import SimpleITK as sitk
 
 from .. import classes as C
 from ..io import InputError, atomic_path, same_geometry
+from .csv_rows import read_rows
 from .femur import FemurLine
 from .hu_ranges import QUALITY_RANGES
 from .volumes import NUM_LABELS, voxel_volume_cm3
@@ -155,18 +156,10 @@ def write_slabs_csv(table: SlabTable, path: str | os.PathLike) -> Path:
 
 def read_slabs_csv(path: str | os.PathLike) -> SlabTable:
     """The table of a ``slabs.csv`` written by ``write_slabs_csv``."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p} does not exist")
-    with open(p, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = set(CSV_COLUMNS) - set(reader.fieldnames or ())
-        if missing:
-            raise InputError(f"{p.name} is not a thighseg slabs.csv: columns {sorted(missing)} are missing")
-        rows = list(reader)
+    rows = read_rows(path, CSV_COLUMNS, "slabs.csv")
     slab = float(rows[0]["slab_mm"]) if rows else SLAB_MM
     if any(not math.isclose(float(r["slab_mm"]), slab) for r in rows):
-        raise InputError(f"{p.name} mixes slab thicknesses")
+        raise InputError(f"{Path(path).name} mixes slab thicknesses")
     col = lambda name, kind: np.array([kind(r[name]) for r in rows], dtype=kind)  # noqa: E731
     return SlabTable(slab, col("label_value", int), col("t_mm", float), col("voxels", int), col("volume_cm3", float),
                      col("hu_sum", float), col("hu_sq_sum", float), col("imat_voxels", int),

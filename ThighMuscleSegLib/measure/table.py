@@ -10,7 +10,6 @@ empty cell; columns are only ever added at the end (find them by name).
 
 from __future__ import annotations
 
-import csv
 import math
 import os
 from dataclasses import asdict, dataclass, fields, replace
@@ -20,7 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from .. import classes as C
-from ..io import InputError, atomic_path
+from .csv_rows import read_rows, write_dataclass_rows
 from .composition import MuscleComposition, composition_sums, group_rows_from_sums, rows_from_sums
 from .subcutaneous import subcutaneous_fat_area_cm2
 
@@ -172,46 +171,24 @@ def _num(v) -> float:
     return NAN if v is None or v == "" else float(v)
 
 
-def _cell(value) -> str:
-    if value is None:
-        return ""
-    if isinstance(value, float):
-        return "" if math.isnan(value) else f"{value:.3f}"
-    return str(value)
-
-
 def write_measurements_csv(rows: list[MeasurementRow], path: str | os.PathLike) -> Path:
     """Write ``measurements.csv`` atomically (columns ``MEASUREMENT_COLUMNS``, three decimals)."""
-    with atomic_path(path) as tmp:
-        with open(tmp, "w", newline="", encoding="utf-8") as f:
-            w = csv.writer(f)
-            w.writerow(MEASUREMENT_COLUMNS)
-            for row in rows:
-                w.writerow([_cell(v) for v in asdict(row).values()])
-    return Path(path)
+    return write_dataclass_rows(rows, MEASUREMENT_COLUMNS, path)
 
 
 def read_measurements_csv(path: str | os.PathLike) -> list[MeasurementRow]:
     """The rows of a ``measurements.csv``; columns a later version added are ignored, ones an
     earlier version lacked (after the composition columns) read as empty."""
-    p = Path(path)
-    if not p.is_file():
-        raise InputError(f"{p} does not exist")
-    with open(p, newline="", encoding="utf-8") as f:
-        reader = csv.DictReader(f)
-        missing = set(REQUIRED) - set(reader.fieldnames or ())
-        if missing:
-            raise InputError(f"{p.name} is not a thighseg measurements.csv: columns {sorted(missing)} are missing")
-        out = []
-        for r in reader:
-            kw = {}
-            for name in MEASUREMENT_COLUMNS:
-                text = r.get(name) or ""
-                if name in _TEXT:
-                    kw[name] = text
-                elif name in ("label_value", "voxels"):
-                    kw[name] = int(text) if text else (None if name == "label_value" else 0)
-                else:
-                    kw[name] = _num(text)
-            out.append(MeasurementRow(**kw))
+    out = []
+    for r in read_rows(path, REQUIRED, "measurements.csv"):
+        kw = {}
+        for name in MEASUREMENT_COLUMNS:
+            text = r.get(name) or ""
+            if name in _TEXT:
+                kw[name] = text
+            elif name in ("label_value", "voxels"):
+                kw[name] = int(text) if text else (None if name == "label_value" else 0)
+            else:
+                kw[name] = _num(text)
+        out.append(MeasurementRow(**kw))
     return out
