@@ -32,6 +32,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-cases", type=int, default=4, metavar="N", help="phantoms for --batch (default 4)")
     parser.add_argument("--batch-size", choices=("full", "small"), default="full",
                         help="phantom size for --batch (default full: 512 x 512)")
+    parser.add_argument("--peers", action="store_true",
+                        help="also time the peer networks (nnU-Net at 3 and 1.5 mm, MONAI SegResNet) on the same "
+                             "two thigh fields in this process (needs the [bench] extra; several minutes on a CPU)")
 
 
 def bench_ct(slices: int, seed: int) -> sitk.Image:
@@ -193,6 +196,10 @@ def run(args) -> int:
               "views_2_5d_s": round(infer_25d, 2),
               "ratio_3d_to_2_5d_views": round(baseline / infer_25d, 2) if infer_25d else None,
               "framing": framing}
+    if args.peers:
+        from ..bench.peers import peers_benchmark
+
+        result.update(peers_benchmark(ct, model, device=devices[0]))
     if args.json:
         print(json.dumps(result))
         return 0
@@ -210,6 +217,10 @@ def run(args) -> int:
           + f" (one float32 copy of the CT would be {framing['float_copy_mb']} MB)")
     print(f"\n3D U-Net sliding window, both thighs: {baseline:.2f} s vs {infer_25d:.2f} s for the 2.5D views "
           f"({result['ratio_3d_to_2_5d_views']}x)")
+    if args.peers:
+        from ..bench.peers import print_peers
+
+        print_peers(result)
     return 0
 
 
