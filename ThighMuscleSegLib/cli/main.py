@@ -26,6 +26,7 @@ COMMANDS: dict[str, tuple[str, str]] = {
     "compare": ("compare", "the paper's 2D vs 2.5D vs 3D comparison on one dataset"),
     "bench": ("bench", "time every stage and measure peak memory on a phantom CT"),
     "demo": ("demo", "run the main job on the bundled default and say what it did"),
+    "web": ("web", "a browser UI on this computer: open a CT, segment, review, edit, export (needs the [web] extra)"),
 }
 
 
