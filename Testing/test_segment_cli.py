@@ -97,7 +97,7 @@ def test_progress_lines_are_json_with_stage_and_percent_and_a_final_done(segment
     assert percents == sorted(percents) and 0 <= percents[0] and percents[-1] == 100
     assert events[-1]["stage"] == "done"
     assert {Path(p).name for p in events[-1]["outputs"]} == OUTPUTS
-    assert {"frame", "infer right", "infer left", "write"} <= {e["stage"] for e in events}
+    assert {"frame", "infer", "fuse right", "fuse left", "write"} <= {e["stage"] for e in events}
     from ThighMuscleSegLib import framing
 
     frames = framing.frames_from_json((out / "frames.json").read_text(encoding="utf-8"))

@@ -17,15 +17,14 @@ from . import framing
 from . import io as tio
 from .defaults import DEFAULT_BACK_INTERPOLATION
 from .inference.device import resolve_device
-from .inference.predict import predict_thigh
+from .inference.predict import predict_thighs
 from .models import Model
 from .outputs import StagedOutputs
 from .progress import RenamedStages
 
 # Overall progress weights (roughly the measured share of the time on a CPU).
-SEGMENT_STAGES = {"read": 4, "frame": 6,
-                  "infer right": 32, "fuse right": 1, "clean right": 1,
-                  "infer left": 32, "fuse left": 1, "clean left": 1,
+SEGMENT_STAGES = {"read": 4, "frame": 6, "infer": 64,  # both thighs' views run together
+                  "fuse right": 1, "clean right": 1, "fuse left": 1, "clean left": 1,
                   "unframe": 6, "quality": 3, "write": 13}
 
 
@@ -69,20 +68,26 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
         progress.update("frame", 0.0, "finding the thighs")
     frames = framing.frame_thighs(ct, override=override, progress=progress)
     seconds["frame"] = time.perf_counter() - t0
-    label_grids, disagreement_grids, stats, used_device = {}, {}, {}, device
-    for frame in frames:
-        t0 = time.perf_counter()
-        grid = framing.to_grid(ct, frame, "linear")
-        scoped = RenamedStages(progress, {s: f"{s} {frame.side}" for s in ("infer", "fuse", "clean")}) \
-            if progress is not None else None
-        pred = predict_thigh(grid, model, device=device, progress=scoped, fusion=fusion, log=log)
-        label_grids[frame.side] = pred.labels
-        disagreement_grids[frame.side] = pred.disagreement
-        stats[frame.side] = pred.stats
-        used_device = pred.device
-        seconds[f"thigh {frame.side}"] = time.perf_counter() - t0
-        for view, s in pred.seconds.items():
-            seconds[f"{frame.side} {view}"] = s
+    t0 = time.perf_counter()
+    grids = {frame.side: framing.to_grid(ct, frame, "linear") for frame in frames}
+    seconds["grid"] = time.perf_counter() - t0
+
+    def side_progress(side: str):
+        return RenamedStages(progress, {s: f"{s} {side}" for s in ("fuse", "clean")}) if progress else None
+
+    t0 = time.perf_counter()
+    predictions = predict_thighs(grids, model, device=device, progress=progress, fusion=fusion, log=log,
+                                 fuse_progress=side_progress)
+    seconds["infer"] = time.perf_counter() - t0  # replaced below by the views' own wall time
+    del grids
+    label_grids = {side: p.labels for side, p in predictions.items()}
+    disagreement_grids = {side: p.disagreement for side, p in predictions.items()}
+    stats = {side: p.stats for side, p in predictions.items()}
+    used_device = next(iter(predictions.values())).device if predictions else device
+    for side, pred in predictions.items():
+        seconds["infer"] = pred.seconds.pop("infer", seconds["infer"])  # one wall time for both thighs' views
+        for step, s in pred.seconds.items():
+            seconds[f"{side} {step}"] = s
     t0 = time.perf_counter()
     if progress is not None:
         progress.update("unframe", 0.0, "putting the muscles back into the CT")

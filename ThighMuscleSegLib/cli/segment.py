@@ -87,7 +87,7 @@ def run(args) -> int:
         override = {"z_range_mm": tuple(args.thigh_range)} if args.thigh_range else None
         result = segment_ct(ct, model, device=args.device, override=override, progress=progress,
                             fusion=args.fusion, back_interpolation=args.back_interpolation,
-                            log=lambda m: progress.update("infer right", 0.0, m))
+                            log=lambda m: progress.update("infer", 0.0, m))
         t_write = time.perf_counter()
         written = write_outputs(result, args.out, dicom_files=dicom_files, overwrite=args.overwrite,
                                 progress=progress, height_cm=getattr(args, "height_cm", None))

@@ -1,14 +1,14 @@
-"""Segment one framed thigh: the entry point of inference (``predict_thigh``) and the 2D views' nets.
+"""Segment framed thighs: the entry point of inference (``predict_thighs``, ``predict_thigh``).
 
-Flow: the views' nets here (a 3D model goes to ``sliding3d``), then ``fusion`` (vote, clean);
-both make a ``prediction.ThighPrediction``.
+Flow: the views' nets on parallel lanes (``lanes``; a 3D model goes to ``sliding3d``), then
+``fusion`` (vote, clean); both make a ``prediction.ThighPrediction``.
 
-Memory (full grid 180x128x128 = 2.95 M voxels, 11 classes): the only class-wide volume is
-one float32 running sum of the views' softmax probabilities, 11 x 2.95 M x 4 B = 130 MB,
-shared by all views (it breaks voting ties and is the mean fusion). Each view keeps only
-its argmax as uint8 (3 MB). Peak is about 130 MB + the windowed input (12 MB) + a few uint8
-volumes + one batch of activations (~40 MB at batch 4, width 16), never 3 views x 11
-classes x float32 (390 MB) and never three copies of the input per view.
+Memory per thigh (full grid 180x128x128 = 2.95 M voxels, 11 classes): the only class-wide
+volume is one float32 running sum of the views' softmax probabilities, 11 x 2.95 M x 4 B =
+130 MB, shared by all views (it breaks voting ties and is the mean fusion). Each view keeps
+only its argmax as uint8 (3 MB). Both thighs of a CT run together: about 2 x 150 MB + one
+batch of activations per lane (~40 MB at batch 4, width 16), never 3 views x 11 classes x
+float32 (390 MB) per thigh and never three copies of the input per view.
 """
 
 from __future__ import annotations
@@ -25,11 +25,11 @@ from ..io import InputError
 from ..models.model_file import Model
 from ..models.settings import window_hu
 from . import voting
-from .device import autocast_for, resolve_device, torch_threads
+from .device import resolve_device, torch_threads, usable_cpus
 from .fusion import fuse_and_clean
+from .lanes import inference_net, lane_count, run_views
 from .prediction import ThighPrediction, ViewOutputs
 from .sliding3d import predict_volume_3d
-from .views import batch_ranges, gather_slices, place_slices, scatter_view, view_axis
 
 DEFAULT_BATCH_SIZE = 4  # measured fastest on a 2-core CPU at width 16 (docs/engine.md)
 
@@ -54,22 +54,31 @@ def predict_thigh(grid_hu: np.ndarray, model: Model, device: str = "auto",
     ``progress``: a progress.Progress; stages "infer", "fuse", "clean" are reported (and
     each update may raise Cancelled). ``log`` receives the device fallback message.
     """
-    grid = check_grid(grid_hu)
+    return predict_thighs({"thigh": grid_hu}, model, device, batch_size, progress, fusion, clean, threads,
+                          log)["thigh"]
+
+
+def predict_thighs(grids_hu: dict[str, np.ndarray], model: Model, device: str = "auto",
+                   batch_size: int = DEFAULT_BATCH_SIZE, progress=None, fusion: str = "vote",
+                   clean: bool = True, threads: int | None = None,
+                   log: Callable[[str], None] | None = None, fuse_progress=None) -> dict[str, ThighPrediction]:
+    """``predict_thigh`` for several framed thighs (key -> HU grid), their views run together on
+    the lanes (``lanes``): both thighs of a CT keep every core busy to the end.
+    ``fuse_progress(key)``: the progress for one thigh's "fuse" and "clean" (default ``progress``)."""
+    grids = {k: check_grid(g) for k, g in grids_hu.items()}
     if fusion not in voting.FUSIONS:
         raise ValueError(f"fusion must be one of {voting.FUSIONS}, not {fusion!r}")
     dev, why = resolve_device(device)
     if why:
         _say(progress, log, "infer", why)
-    settings = model.settings
-    # Work on copies: moving nets to the device and to channels_last inside inference mode
-    # would turn the caller's parameters into inference tensors (training validates with this).
-    model = Model(settings, {v: copy.deepcopy(n) for v, n in model.nets.items()})
-    if settings.architecture == "3d":
+    if model.settings.architecture == "3d":
         with torch_threads(threads), torch.inference_mode():
-            volume = torch.from_numpy(window_hu(grid, settings.hu_window)).to(dev)
-            return predict_volume_3d(volume, model, dev, progress=progress, clean=clean)
-    outputs = _run_views(grid, model, dev, batch_size, progress, threads)
-    return fuse_and_clean(outputs, fusion, clean, progress)
+            return {k: predict_volume_3d(torch.from_numpy(window_hu(g, model.settings.hu_window)).to(dev),
+                                         _copied(model), dev, progress=progress, clean=clean)
+                    for k, g in grids.items()}
+    outputs = _run_views(grids, model, dev, batch_size, progress, threads)
+    return {k: fuse_and_clean(o, fusion, clean, fuse_progress(k) if fuse_progress else progress)
+            for k, o in outputs.items()}
 
 
 def infer_views(grid_hu: np.ndarray, model: Model, device: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE,
@@ -82,52 +91,30 @@ def infer_views(grid_hu: np.ndarray, model: Model, device: str = "auto", batch_s
     dev, why = resolve_device(device)
     if why:
         _say(progress, None, "infer", why)
-    model = Model(model.settings, {v: copy.deepcopy(n) for v, n in model.nets.items()})
-    return _run_views(grid, model, dev, batch_size, progress, threads)
+    return _run_views({"thigh": grid}, model, dev, batch_size, progress, threads)["thigh"]
 
 
-def _run_views(grid: np.ndarray, model: Model, dev: torch.device, batch_size: int, progress,
-               threads: int | None) -> ViewOutputs:
+def _copied(model: Model) -> Model:
+    # Moving nets to the device inside inference mode would turn the caller's parameters into
+    # inference tensors (training validates with this): work on copies.
+    return Model(model.settings, {v: copy.deepcopy(n) for v, n in model.nets.items()})
+
+
+def _run_views(grids: dict[str, np.ndarray], model: Model, dev: torch.device, batch_size: int, progress,
+               threads: int | None) -> dict[str, ViewOutputs]:
     settings = model.settings
-    with torch_threads(threads), torch.inference_mode():
-        volume = torch.from_numpy(window_hu(grid, settings.hu_window)).to(dev)
-        prob_sum = torch.zeros((settings.num_classes,) + tuple(grid.shape), dtype=torch.float32, device=dev)
-        view_labels: dict[str, np.ndarray] = {}
-        seconds: dict[str, float] = {}
-        total = sum(grid.shape[view_axis(v)] for v in settings.views)
-        done = 0
-        for view in settings.views:
-            t0 = time.perf_counter()
-            net = model.net(view).to(dev).eval()
-            labels, done = _infer_view(volume, net, view, settings.channel_offsets_voxels(), prob_sum,
-                                       batch_size, dev, progress, done, total)
-            view_labels[view] = labels
-            seconds[view] = time.perf_counter() - t0
-        prob_sum_np = prob_sum.cpu().numpy()
-        del prob_sum, volume
-    return ViewOutputs(view_labels, prob_sum_np, str(dev), seconds)
-
-
-def _infer_view(volume: torch.Tensor, net: torch.nn.Module, view: str, offsets: tuple[int, ...],
-                prob_sum: torch.Tensor, batch_size: int, dev: torch.device, progress,
-                done: int, total: int) -> tuple[np.ndarray, int]:
-    axis = view_axis(view)
-    count = volume.shape[axis]
-    # channels_last (N H W C) convolutions measured 1.5x faster on the CPU; also suits cuDNN.
-    layout = torch.channels_last if dev.type in ("cpu", "cuda") else torch.contiguous_format
-    net = net.to(memory_format=layout)
-    labels = torch.empty(volume.shape, dtype=torch.uint8, device=dev)
-    for start, stop in batch_ranges(count, batch_size):
-        x = gather_slices(volume, axis, start, stop, offsets).contiguous(memory_format=layout)
-        with autocast_for(dev):
-            logits = net(x)
-        probs = logits.float().softmax(dim=1)
-        scatter_view(prob_sum, axis, start, probs)
-        place_slices(labels, axis, start, probs.argmax(dim=1).to(torch.uint8))
-        done += stop - start
-        if progress is not None:
-            progress.update("infer", done / total, f"{view} view: slice {stop}/{count}")
-    return labels.cpu().numpy(), done
+    lanes = lane_count(dev, threads)
+    intra = max(1, (threads or usable_cpus()) // lanes) if dev.type == "cpu" else threads
+    t0 = time.perf_counter()
+    with torch_threads(intra), torch.inference_mode():
+        nets = {v: inference_net(model.net(v), dev) for v in settings.views}
+        volumes = {k: torch.from_numpy(window_hu(g, settings.hu_window)).to(dev) for k, g in grids.items()}
+        outputs = run_views(volumes, nets, settings.num_classes, settings.channel_offsets_voxels(), dev,
+                            batch_size, lanes, progress)
+    wall = time.perf_counter() - t0
+    for o in outputs.values():
+        o.seconds["infer"] = wall  # the views' lane seconds overlap: this is the wall time they took
+    return outputs
 
 
 def _say(progress, log: Callable[[str], None] | None, stage: str, message: str) -> None:
