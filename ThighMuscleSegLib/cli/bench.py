@@ -32,6 +32,8 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-cases", type=int, default=4, metavar="N", help="phantoms for --batch (default 4)")
     parser.add_argument("--batch-size", choices=("full", "small"), default="full",
                         help="phantom size for --batch (default full: 512 x 512)")
+    parser.add_argument("--no-load", action="store_true",
+                        help="skip timing the views beside a competing busy-loop process")
     parser.add_argument("--peers", action="store_true",
                         help="also time the peer networks (nnU-Net at 3 and 1.5 mm, MONAI SegResNet) on the same "
                              "two thigh fields in this process (needs the [bench] extra; several minutes on a CPU)")
@@ -156,6 +158,16 @@ def _baseline_3d(ct: sitk.Image) -> float:
     return time.perf_counter() - t0
 
 
+def _loaded_views(ct: sitk.Image, model_path: Path, device: str) -> dict:
+    """The views of the bench CT's two thighs, quiet and beside one busy-loop process (bench.load)."""
+    from .. import framing
+    from ..bench.load import loaded_views
+    from ..models import load_model
+
+    grids = {f.side: framing.to_grid(ct, f, "linear") for f in framing.frame_thighs(ct)}
+    return loaded_views(grids, load_model(model_path), device=device)
+
+
 def _run_batch(args) -> int:
     from ..cohort.benchmark import batch_benchmark, print_batch_benchmark
 
@@ -188,6 +200,7 @@ def run(args) -> int:
         model, model_name = _model_path(args.model, work)
         runs = [_segment(ct_path, model, d, work / f"out_{d}") for d in devices]
         baseline = _baseline_3d(ct)
+        loaded = _loaded_views(ct, model, devices[0]) if not args.no_load else {}
         framing = _framing_bench(work, args.seed)
     cpu = runs[0]
     infer_25d = cpu["stages"].get("infer", 0.0)  # wall time of both thighs' views (they run on parallel lanes)
@@ -195,7 +208,7 @@ def run(args) -> int:
               "runs": runs, "baseline_3d_s": round(baseline, 2),
               "views_2_5d_s": round(infer_25d, 2),
               "ratio_3d_to_2_5d_views": round(baseline / infer_25d, 2) if infer_25d else None,
-              "framing": framing}
+              "framing": framing, **loaded}
     if args.peers:
         from ..bench.peers import peers_benchmark
 
@@ -217,6 +230,10 @@ def run(args) -> int:
           + f" (one float32 copy of the CT would be {framing['float_copy_mb']} MB)")
     print(f"\n3D U-Net sliding window, both thighs: {baseline:.2f} s vs {infer_25d:.2f} s for the 2.5D views "
           f"({result['ratio_3d_to_2_5d_views']}x)")
+    if loaded:
+        print(f"\nviews beside {loaded['competitor']}: {loaded['views_quiet_s']} s quiet, {loaded['views_loaded_s']} s "
+              f"loaded: {loaded['views_loaded_slowdown']}x (target <= 2x); one stream of "
+              f"{loaded['one_stream_views_quiet_s']} s slowed {loaded['one_stream_views_loaded_slowdown']}x")
     if args.peers:
         from ..bench.peers import print_peers
 

@@ -85,13 +85,22 @@ def infer_views(grid_hu: np.ndarray, model: Model, device: str = "auto", batch_s
                 progress=None, threads: int | None = None) -> ViewOutputs:
     """Only the nets' part of ``predict_thigh`` (2D / 2.5D models): each view's labels and the
     summed probabilities, to fuse later (the quality calibration fuses damaged copies of them)."""
-    grid = check_grid(grid_hu)
+    return infer_thighs({"thigh": grid_hu}, model, device, batch_size, progress, threads)["thigh"]
+
+
+def infer_thighs(grids_hu: dict[str, np.ndarray], model: Model, device: str = "auto",
+                 batch_size: int = DEFAULT_BATCH_SIZE, progress=None, threads: int | None = None,
+                 lanes: int | None = None) -> dict[str, ViewOutputs]:
+    """``infer_views`` for several thighs at once. ``lanes`` (default: one per usable CPU) with
+    ``threads // lanes`` intra-op threads each; ``lanes=1, threads=N`` is the classic one stream
+    of N-thread convolutions (the bench compares the two under load)."""
+    grids = {k: check_grid(g) for k, g in grids_hu.items()}
     if model.settings.architecture == "3d":
         raise ValueError("a 3D model has no views to fuse: use predict_thigh")
     dev, why = resolve_device(device)
     if why:
         _say(progress, None, "infer", why)
-    return _run_views({"thigh": grid}, model, dev, batch_size, progress, threads)["thigh"]
+    return _run_views(grids, model, dev, batch_size, progress, threads, lanes)
 
 
 def _copied(model: Model) -> Model:
@@ -101,9 +110,9 @@ def _copied(model: Model) -> Model:
 
 
 def _run_views(grids: dict[str, np.ndarray], model: Model, dev: torch.device, batch_size: int, progress,
-               threads: int | None) -> dict[str, ViewOutputs]:
+               threads: int | None, lanes: int | None = None) -> dict[str, ViewOutputs]:
     settings = model.settings
-    lanes = lane_count(dev, threads)
+    lanes = lanes or lane_count(dev, threads)
     intra = max(1, (threads or usable_cpus()) // lanes) if dev.type == "cpu" else threads
     t0 = time.perf_counter()
     with torch_threads(intra), torch.inference_mode():
