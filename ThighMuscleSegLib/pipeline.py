@@ -7,6 +7,7 @@ from __future__ import annotations
 
 import logging
 import time
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
@@ -117,71 +118,90 @@ def assess_quality(ct: sitk.Image, labels: sitk.Image, stats: dict) -> tuple[lis
 def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: list[str] | None = None,
                   overwrite: bool = False, progress=None, height_cm: float | None = None) -> list[Path]:
     """All outputs of ``thighseg segment``, staged so they appear together or not at all.
-    ``height_cm``: the patient's height for volume / height² (default: DICOM Patient's Size)."""
-    from .measure import muscle_volumes, write_volumes_csv
-    from .measure.table import measurement_rows, write_measurements_csv
-    from .measure.femur import femur_lines
-    from .render import write_report_png
-    from .segnrrd import write_seg_nrrd
+    ``height_cm``: the patient's height for volume / height² (default: DICOM Patient's Size).
 
-    with StagedOutputs(out_dir, overwrite=overwrite) as stage:
-        steps = 7 + (1 if dicom_files else 0)
-        done = 0
+    Three streams at once: the image files (mostly compression and ITK, which leave Python's
+    lock free), the two pictures (matplotlib, kept to one thread: it is not thread-safe), and
+    here the measurements; only this thread reports progress."""
+    from .measure import muscle_volumes, write_volumes_csv
+    from .measure.femur import femur_lines
+    from .measure.table import measurement_rows, write_measurements_csv
+
+    with StagedOutputs(out_dir, overwrite=overwrite) as stage, \
+            ThreadPoolExecutor(2, thread_name_prefix="thighseg-write") as pool:
+        steps = ["writing the label maps and segmentation.seg.nrrd", "measuring along the femur",
+                 "writing volumes.csv and measurements.csv", "drawing report.png and profiles.png"]
 
         def step(message: str) -> None:
-            nonlocal done
             if progress is not None:
-                progress.update("write", done / steps, message)
-            done += 1
+                progress.update("write", steps.index(message) / len(steps), message)
 
-        step("writing labels.nii.gz")
-        tio.write_image(result.labels, stage.path("labels.nii.gz"))
-        step("writing disagreement.nii.gz")
-        tio.write_image(result.disagreement, stage.path("disagreement.nii.gz"))
-        step("writing segmentation.seg.nrrd")
-        write_seg_nrrd(result.labels, stage.path("segmentation.seg.nrrd"))
-        result.femur = result.femur or femur_lines(result.ct, result.frames)
-        with open(stage.path("frames.json"), "w", encoding="utf-8") as f:  # the analysed fields, the femur lines
-            f.write(framing.frames_to_json(result.frames, device=result.device, quality=result.verdicts,
-                                           femur={s: line.to_dict() for s, line in result.femur.items()}))
-        step("writing slabs.csv, profiles.csv and profiles.png")
-        _, profiles = write_along_femur(result.ct, result.labels, result.femur, stage.path,
-                                        title=f"ThighMuscleSeg {__version__}")
-        step("writing volumes.csv")
+        step(steps[0])
+        images = pool.submit(_write_images, result, stage.path, dicom_files)
         volumes = result.volumes or muscle_volumes(result.ct, result.labels)
+        profile_rows: Future = Future()
+        pictures = pool.submit(_draw_pictures, result, volumes, profile_rows, stage.path)
+        try:
+            step(steps[1])
+            result.femur = result.femur or femur_lines(result.ct, result.frames)
+            with open(stage.path("frames.json"), "w", encoding="utf-8") as f:  # the analysed fields, the femur lines
+                f.write(framing.frames_to_json(result.frames, device=result.device, quality=result.verdicts,
+                                               femur={s: line.to_dict() for s, line in result.femur.items()}))
+            profiles = write_along_femur(result.ct, result.labels, result.femur, stage.path, draw=False)[1]
+            profile_rows.set_result(profiles)
+        except BaseException as e:
+            profile_rows.set_exception(e)
+            raise
+        step(steps[2])
         write_volumes_csv(volumes, stage.path("volumes.csv"))
-        step("writing measurements.csv")
         height = height_cm if height_cm is not None else tio.patient_height_cm(result.ct)
         write_measurements_csv(measurement_rows(result.ct, result.labels, result.frames, height_cm=height,
                                                 lines=result.femur, profiles=profiles),
                                stage.path("measurements.csv"))
-        step("drawing report.png")
-        write_report_png(result.ct, result.labels, stage.path("report.png"), disagreement=result.disagreement,
-                         volumes=volumes, title=f"ThighMuscleSeg {__version__}",
-                         notes=result.notes)
-        if dicom_files:
-            from .dicomseg import write_dicom_seg
-
-            step("writing the DICOM SEG")
-            write_dicom_seg(result.labels, dicom_files, stage.path("segmentation.dcm"))
+        step(steps[3])
+        images.result()
+        pictures.result()
     return stage.written
 
 
+def _write_images(result: Segmentation, path_of, dicom_files: list[str] | None) -> None:
+    from .segnrrd import write_seg_nrrd
+
+    tio.write_image(result.labels, path_of("labels.nii.gz"))
+    tio.write_image(result.disagreement, path_of("disagreement.nii.gz"))
+    write_seg_nrrd(result.labels, path_of("segmentation.seg.nrrd"))
+    if dicom_files:
+        from .dicomseg import write_dicom_seg
+
+        write_dicom_seg(result.labels, dicom_files, path_of("segmentation.dcm"))
+
+
+def _draw_pictures(result: Segmentation, volumes: list, profile_rows: Future, path_of) -> None:
+    from .render import write_report_png
+    from .render_profiles import write_profiles_png
+
+    title = f"ThighMuscleSeg {__version__}"
+    write_report_png(result.ct, result.labels, path_of("report.png"), disagreement=result.disagreement,
+                     volumes=volumes, title=title, notes=result.notes)
+    write_profiles_png(profile_rows.result(), path_of("profiles.png"), title=title)
+
+
 def write_along_femur(ct, labels, lines: dict, path_of, *, title: str = "",
-                      notes: list[str] | tuple[str, ...] = ()) -> tuple:
-    """``slabs.csv``, ``profiles.csv`` and ``profiles.png`` of a segmentation (what
+                      notes: list[str] | tuple[str, ...] = (), draw: bool = True) -> tuple:
+    """``slabs.csv``, ``profiles.csv`` and (``draw``) ``profiles.png`` of a segmentation (what
     ``thighseg segment`` writes); ``path_of(name)`` gives each file's path. Here, not in
     ``measure.profiles``, because it draws too (``render_profiles`` reads the profile rows).
     Returns the ``SlabTable`` and the ``ProfileRow`` list."""
     from .measure.profiles import csa_profiles, write_profiles_csv
     from .measure.slabs import slab_table, write_slabs_csv
-    from .render_profiles import write_profiles_png
-
     slabs = slab_table(ct, labels, lines)
     write_slabs_csv(slabs, path_of("slabs.csv"))
     rows = csa_profiles(slabs, lines)
     write_profiles_csv(rows, path_of("profiles.csv"))
-    write_profiles_png(rows, path_of("profiles.png"), title=title, notes=notes)
+    if draw:
+        from .render_profiles import write_profiles_png
+
+        write_profiles_png(rows, path_of("profiles.png"), title=title, notes=notes)
     return slabs, rows
 
 
