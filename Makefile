@@ -7,7 +7,7 @@ TORCH_VERSION ?= 2.13.0
 TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
 
-.PHONY: setup demo test bench resources clean default-model population-model evaluate-model calibrate-quality \
+.PHONY: setup demo test bench bench-gpu resources clean default-model population-model evaluate-model calibrate-quality \
 	calibrate-quality-eval repeatability
 
 setup: $(STAMP)
@@ -43,6 +43,12 @@ test: $(STAMP) $(OLDEST)/.installed
 
 bench: $(STAMP)
 	$(VENV)/bin/thighseg bench
+
+# thighseg bench and bench --peers on CUDA in half precision, one JSON line (scripts/bench_gpu.sh:
+# uses a python3 whose torch already sees the GPU, else makes .venv-gpu with the CUDA torch).
+# make bench-gpu DEVICE=cpu runs the same path on the CPU with .venv (a 120-slice CT).
+bench-gpu:
+	DEVICE=$(if $(filter cpu,$(DEVICE)),cpu,cuda) scripts/bench_gpu.sh
 
 resources: $(STAMP)
 	$(PY) -m ThighMuscleSegLib.resources

@@ -3,8 +3,8 @@ fast nnU-Net at 3 mm, nnU-Net 3d_fullres at 1.5 mm, Auto3DSeg SegResNet at 1.5 m
 ``peer_nets``) and this project's three 2D views, run on the same thigh fields in the same
 process: seconds for both thighs, GFLOP per thigh, and each peer's seconds over the views'.
 
-Compute only, as the views are timed by ``infer_views`` (nets, windowing, softmax sum, argmax;
-no fusion, clean-up or de-crop): each peer's input is the field resampled to its resolution
+Compute only: the views are timed by ``infer_thighs`` on both thighs at once, as ``thighseg
+segment`` runs them (nets, windowing, softmax sum, argmax; no fusion, clean-up or de-crop); each peer's input is the field resampled to its resolution
 before the clock starts, its sliding window and argmax are timed. Random weights for the peers;
 the views use the model given. On a GPU each net first runs once untimed (cuDNN set-up)."""
 
@@ -84,9 +84,10 @@ def _sync(dev: torch.device) -> None:
 
 
 def _time_views(grids, model, dev: torch.device, say) -> tuple[float, float, dict]:
-    """Seconds of ``infer_views`` over all ``grids`` and the views' FLOPs per thigh (one slice
-    per view counted, times the slices along that view's axis)."""
-    from ..inference.predict import infer_views
+    """Seconds of ``infer_thighs`` on all ``grids`` together and the views' FLOPs per thigh (one
+    slice per view counted, times the slices along that view's axis; the engine skips all-air
+    slices, so it computes less than that)."""
+    from ..inference.predict import infer_thighs
     from ..inference.views import view_axis
 
     settings = model.settings
@@ -98,13 +99,13 @@ def _time_views(grids, model, dev: torch.device, say) -> tuple[float, float, dic
         one = P.flops_of(model.net(view), (1, settings.in_channels) + plane)
         flops += one * shape[axis]
         per_view[view] = {"slice": list(plane), "slices": shape[axis], "gflop": round(one * shape[axis] / 1e9, 1)}
+    fields = {f"thigh_{i}": g for i, g in enumerate(grids)}
     if dev.type != "cpu":
-        infer_views(grids[0], model, device=str(dev))  # untimed: cuDNN picks its kernels
+        infer_thighs(fields, model, device=str(dev))  # untimed: cuDNN picks its kernels
     say(f"views: {len(grids)} thighs on {dev}")
     _sync(dev)
     t0 = time.perf_counter()
-    for grid in grids:
-        infer_views(grid, model, device=str(dev))
+    infer_thighs(fields, model, device=str(dev))
     _sync(dev)
     seconds = time.perf_counter() - t0
     detail = {"resolution_mm": settings.spacing_mm, "grid": list(shape), "per_view": per_view,
