@@ -9,6 +9,15 @@ import numpy as np
 import pytest
 import SimpleITK as sitk
 
+# The views' ONNX exports go to a cache of this test session, not the user's (children inherit it).
+if "THIGHSEG_CACHE_DIR" not in os.environ:
+    import atexit
+    import shutil
+    import tempfile
+
+    os.environ["THIGHSEG_CACHE_DIR"] = tempfile.mkdtemp(prefix="thighseg-test-cache-")
+    atexit.register(shutil.rmtree, os.environ["THIGHSEG_CACHE_DIR"], True)
+
 REPO = Path(__file__).resolve().parent.parent
 SHARED_DATA = Path(os.environ.get("THIGHSEG_SHARED_DATA", REPO.parent / "shared" / "data"))
 VHF = SHARED_DATA / "visible-human-female"

@@ -1,4 +1,5 @@
-"""The views on parallel lanes give the labels of the plain per-view loop they replaced.
+"""The views on parallel lanes (PyTorch or ONNX Runtime) give the labels of the plain per-view
+loop they replaced.
 
 Reference: each view's own trained net as saved (batch norm not folded), every slice run,
 softmax summed, argmax of the probabilities, fused by the same vote. Tolerance: folding batch
@@ -54,10 +55,11 @@ def reference_views(grid: np.ndarray, model) -> ViewOutputs:
     return ViewOutputs(labels, prob_sum.numpy(), "cpu")
 
 
-def test_lanes_give_the_labels_of_the_plain_loop(bundled, thigh_grids):
+@pytest.mark.parametrize("engine", ["torch", "onnxruntime"])
+def test_lanes_give_the_labels_of_the_plain_loop(bundled, thigh_grids, engine):
     side, grid = next(iter(thigh_grids.items()))
     reference = fuse_and_clean(reference_views(grid, bundled))
-    fast = predict_thigh(grid, bundled, device="cpu", threads=2)
+    fast = predict_thigh(grid, bundled, device="cpu", threads=2, engine=engine)
     assert (fast.labels > 0).sum() > 1000  # a real thigh, not an empty field
     for view in bundled.settings.views:
         assert np.mean(fast.view_labels[view] != reference.view_labels[view]) <= FLIP_TOLERANCE, view
@@ -108,3 +110,30 @@ def test_a_cancel_stops_every_lane(bundled, thigh_grids):
     with pytest.raises(Cancelled):
         predict_thighs(thigh_grids, bundled, device="cpu", threads=2, progress=progress)
     assert len(seen) < 10  # stopped within a batch per lane, not after every view
+
+
+def test_onnx_exports_are_cached_per_weights_and_shape(bundled, tmp_path, monkeypatch):
+    from ThighMuscleSegLib.inference import onnx_engine
+
+    monkeypatch.setenv("THIGHSEG_CACHE_DIR", str(tmp_path))
+    net = inference_net(bundled.net("axial"), torch.device("cpu"))
+    first = onnx_engine.OnnxNet(net, 3, [(32, 24), (32, 24), (16, 20)])
+    files = sorted((tmp_path / "onnx").glob("*.onnx"))
+    assert len(files) == 2  # one per distinct slice shape
+    stamps = [f.stat().st_mtime_ns for f in files]
+    again = onnx_engine.OnnxNet(net, 3, [(32, 24)])
+    assert [f.stat().st_mtime_ns for f in files] == stamps  # read back, not exported again
+    x = torch.rand(3, 3, 32, 24)
+    with torch.inference_mode():
+        torch.testing.assert_close(again(x), first(x))
+        torch.testing.assert_close(first(x), net(x), rtol=1e-4, atol=1e-4)
+        assert first(x).is_contiguous(memory_format=torch.channels_last)
+    other = inference_net(bundled.net("coronal"), torch.device("cpu"))
+    onnx_engine.OnnxNet(other, 3, [(32, 24)])
+    assert len(list((tmp_path / "onnx").glob("*.onnx"))) == 3  # other weights: another file
+
+
+def test_an_unknown_engine_is_refused(bundled, thigh_grids):
+    grid = next(iter(thigh_grids.values()))
+    with pytest.raises(ValueError, match="engine"):
+        predict_thigh(grid, bundled, device="cpu", engine="tensorrt")

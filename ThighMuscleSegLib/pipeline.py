@@ -57,8 +57,8 @@ class Segmentation:
 
 def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None, progress=None,
                fusion: str = "vote", back_interpolation: str = DEFAULT_BACK_INTERPOLATION,
-               log=None) -> Segmentation:
-    """Muscles of both thighs of ``ct``, in ``ct``'s geometry."""
+               log=None, engine: str = "auto") -> Segmentation:
+    """Muscles of both thighs of ``ct``, in ``ct``'s geometry (``engine``: see ``predict_thigh``)."""
     seconds: dict[str, float] = {}
     dev, why = resolve_device(device)  # once per CT, so a fallback is reported once, not per thigh
     if why:
@@ -78,7 +78,7 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
 
     t0 = time.perf_counter()
     predictions = predict_thighs(grids, model, device=device, progress=progress, fusion=fusion, log=log,
-                                 fuse_progress=side_progress)
+                                 fuse_progress=side_progress, engine=engine)
     seconds["infer"] = time.perf_counter() - t0  # replaced below by the views' own wall time
     del grids
     label_grids = {side: p.labels for side, p in predictions.items()}

@@ -30,13 +30,15 @@ def start_competitor(core: int = 0) -> subprocess.Popen:
     return proc
 
 
-def time_views(grids: dict[str, np.ndarray], model, device: str = "cpu", lanes: int | None = None) -> float:
+def time_views(grids: dict[str, np.ndarray], model, device: str = "cpu", lanes: int | None = None,
+               engine: str = "auto") -> float:
     """Wall seconds of both thighs' views (the nets only, as ``segment`` runs them);
-    ``lanes=1``: one stream of convolutions on all usable CPUs instead (the classic way)."""
+    ``lanes=1, engine="torch"``: one stream of PyTorch convolutions on all usable CPUs instead
+    (the classic way)."""
     from ..inference.predict import infer_thighs
 
     t0 = time.perf_counter()
-    infer_thighs(grids, model, device=device, lanes=lanes)
+    infer_thighs(grids, model, device=device, lanes=lanes, engine=engine)
     return time.perf_counter() - t0
 
 
@@ -44,16 +46,16 @@ def loaded_views(grids: dict[str, np.ndarray], model, device: str = "cpu", round
     """Views quiet and beside one busy loop, ``rounds`` times each, alternating (a shared
     machine drifts: alternating keeps the two conditions under the same drift); the same for
     one stream of multi-threaded convolutions, to show what the lanes buy."""
-    time_views(grids, model, device)  # warm-up: first-call allocations are not the views' cost
+    time_views(grids, model, device)  # warm-up: first-call allocations and the ONNX export are not the views' cost
     result = {"competitor": "one Python busy loop pinned to CPU 0"}
-    for name, lanes in (("views", None), ("one_stream_views", 1)):
+    for name, lanes, engine in (("views", None, "auto"), ("one_stream_views", 1, "torch")):
         quiet, loaded = [], []
         for _ in range(rounds):
-            quiet.append(time_views(grids, model, device, lanes))
+            quiet.append(time_views(grids, model, device, lanes, engine))
             competitor = start_competitor()
             try:
                 time.sleep(0.3)  # let the loop reach its core
-                loaded.append(time_views(grids, model, device, lanes))
+                loaded.append(time_views(grids, model, device, lanes, engine))
             finally:
                 competitor.kill()
                 competitor.wait()

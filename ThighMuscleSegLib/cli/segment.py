@@ -23,6 +23,9 @@ def add_arguments(parser) -> None:
                         help="json: one JSON object per line on stdout, for the Slicer module")
     parser.add_argument("--thigh-range", nargs=2, type=float, metavar=("Z_MIN", "Z_MAX"),
                         help="skip the automatic thigh search: superior-inferior range in mm (LPS z)")
+    parser.add_argument("--engine", choices=("auto", "torch", "onnxruntime"), default="auto",
+                        help="what runs the views' nets on the CPU (default auto: ONNX Runtime where installed, "
+                             "else PyTorch; a GPU always uses PyTorch)")
     parser.add_argument("--fusion", choices=("vote", "mean"), default="vote",
                         help="combine the three views by winner-takes-all vote (paper) or mean probability")
     parser.add_argument("--back-interpolation", choices=("linear", "nearest"), default=DEFAULT_BACK_INTERPOLATION,
@@ -87,7 +90,7 @@ def run(args) -> int:
         override = {"z_range_mm": tuple(args.thigh_range)} if args.thigh_range else None
         result = segment_ct(ct, model, device=args.device, override=override, progress=progress,
                             fusion=args.fusion, back_interpolation=args.back_interpolation,
-                            log=lambda m: progress.update("infer", 0.0, m))
+                            log=lambda m: progress.update("infer", 0.0, m), engine=args.engine)
         t_write = time.perf_counter()
         written = write_outputs(result, args.out, dicom_files=dicom_files, overwrite=args.overwrite,
                                 progress=progress, height_cm=getattr(args, "height_cm", None))

@@ -27,9 +27,11 @@ from ..models.settings import window_hu
 from . import voting
 from .device import resolve_device, torch_threads, usable_cpus
 from .fusion import fuse_and_clean
+from . import onnx_engine
 from .lanes import inference_net, lane_count, run_views
 from .prediction import ThighPrediction, ViewOutputs
 from .sliding3d import predict_volume_3d
+from .views import view_axis
 
 DEFAULT_BATCH_SIZE = 4  # measured fastest on a 2-core CPU at width 16 (docs/engine.md)
 
@@ -48,20 +50,23 @@ def check_grid(grid_hu: np.ndarray) -> np.ndarray:
 def predict_thigh(grid_hu: np.ndarray, model: Model, device: str = "auto",
                   batch_size: int = DEFAULT_BATCH_SIZE, progress=None, fusion: str = "vote",
                   clean: bool = True, threads: int | None = None,
-                  log: Callable[[str], None] | None = None) -> ThighPrediction:
+                  log: Callable[[str], None] | None = None, engine: str = "auto") -> ThighPrediction:
     """Labels of one framed thigh (HU on the model grid, any (z, y, x) shape).
 
     ``progress``: a progress.Progress; stages "infer", "fuse", "clean" are reported (and
     each update may raise Cancelled). ``log`` receives the device fallback message.
+    ``engine``: "auto" (ONNX Runtime on the CPU where installed, else PyTorch), "torch" or
+    "onnxruntime" (``onnx_engine``).
     """
     return predict_thighs({"thigh": grid_hu}, model, device, batch_size, progress, fusion, clean, threads,
-                          log)["thigh"]
+                          log, engine=engine)["thigh"]
 
 
 def predict_thighs(grids_hu: dict[str, np.ndarray], model: Model, device: str = "auto",
                    batch_size: int = DEFAULT_BATCH_SIZE, progress=None, fusion: str = "vote",
                    clean: bool = True, threads: int | None = None,
-                   log: Callable[[str], None] | None = None, fuse_progress=None) -> dict[str, ThighPrediction]:
+                   log: Callable[[str], None] | None = None, fuse_progress=None,
+                   engine: str = "auto") -> dict[str, ThighPrediction]:
     """``predict_thigh`` for several framed thighs (key -> HU grid), their views run together on
     the lanes (``lanes``): both thighs of a CT keep every core busy to the end.
     ``fuse_progress(key)``: the progress for one thigh's "fuse" and "clean" (default ``progress``)."""
@@ -76,21 +81,21 @@ def predict_thighs(grids_hu: dict[str, np.ndarray], model: Model, device: str = 
             return {k: predict_volume_3d(torch.from_numpy(window_hu(g, model.settings.hu_window)).to(dev),
                                          _copied(model), dev, progress=progress, clean=clean)
                     for k, g in grids.items()}
-    outputs = _run_views(grids, model, dev, batch_size, progress, threads)
+    outputs = _run_views(grids, model, dev, batch_size, progress, threads, engine=engine)
     return {k: fuse_and_clean(o, fusion, clean, fuse_progress(k) if fuse_progress else progress)
             for k, o in outputs.items()}
 
 
 def infer_views(grid_hu: np.ndarray, model: Model, device: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE,
-                progress=None, threads: int | None = None) -> ViewOutputs:
+                progress=None, threads: int | None = None, engine: str = "auto") -> ViewOutputs:
     """Only the nets' part of ``predict_thigh`` (2D / 2.5D models): each view's labels and the
     summed probabilities, to fuse later (the quality calibration fuses damaged copies of them)."""
-    return infer_thighs({"thigh": grid_hu}, model, device, batch_size, progress, threads)["thigh"]
+    return infer_thighs({"thigh": grid_hu}, model, device, batch_size, progress, threads, engine=engine)["thigh"]
 
 
 def infer_thighs(grids_hu: dict[str, np.ndarray], model: Model, device: str = "auto",
                  batch_size: int = DEFAULT_BATCH_SIZE, progress=None, threads: int | None = None,
-                 lanes: int | None = None) -> dict[str, ViewOutputs]:
+                 lanes: int | None = None, engine: str = "auto") -> dict[str, ViewOutputs]:
     """``infer_views`` for several thighs at once. ``lanes`` (default: one per usable CPU) with
     ``threads // lanes`` intra-op threads each; ``lanes=1, threads=N`` is the classic one stream
     of N-thread convolutions (the bench compares the two under load)."""
@@ -100,7 +105,7 @@ def infer_thighs(grids_hu: dict[str, np.ndarray], model: Model, device: str = "a
     dev, why = resolve_device(device)
     if why:
         _say(progress, None, "infer", why)
-    return _run_views(grids, model, dev, batch_size, progress, threads, lanes)
+    return _run_views(grids, model, dev, batch_size, progress, threads, lanes, engine)
 
 
 def _copied(model: Model) -> Model:
@@ -110,20 +115,39 @@ def _copied(model: Model) -> Model:
 
 
 def _run_views(grids: dict[str, np.ndarray], model: Model, dev: torch.device, batch_size: int, progress,
-               threads: int | None, lanes: int | None = None) -> dict[str, ViewOutputs]:
+               threads: int | None, lanes: int | None = None, engine: str = "auto") -> dict[str, ViewOutputs]:
     settings = model.settings
     lanes = lanes or lane_count(dev, threads)
     intra = max(1, (threads or usable_cpus()) // lanes) if dev.type == "cpu" else threads
     t0 = time.perf_counter()
-    with torch_threads(intra), torch.inference_mode():
-        nets = {v: inference_net(model.net(v), dev) for v in settings.views}
-        volumes = {k: torch.from_numpy(window_hu(g, settings.hu_window)).to(dev) for k, g in grids.items()}
-        outputs = run_views(volumes, nets, settings.num_classes, settings.channel_offsets_voxels(), dev,
-                            batch_size, lanes, progress)
+    with torch_threads(intra):
+        nets = _view_nets(model, dev, grids, engine)
+        with torch.inference_mode():
+            volumes = {k: torch.from_numpy(window_hu(g, settings.hu_window)).to(dev) for k, g in grids.items()}
+            outputs = run_views(volumes, nets, settings.num_classes, settings.channel_offsets_voxels(), dev,
+                                batch_size, lanes, progress)
     wall = time.perf_counter() - t0
     for o in outputs.values():
         o.seconds["infer"] = wall  # the views' lane seconds overlap: this is the wall time they took
     return outputs
+
+
+def _view_nets(model: Model, dev: torch.device, grids: dict[str, np.ndarray], engine: str) -> dict:
+    """Each view's net ready for the lanes: folded torch nets, on ONNX Runtime where it runs."""
+    nets = {v: inference_net(model.net(v), dev) for v in model.settings.views}
+    if not onnx_engine.use_onnx(engine, dev):
+        return nets
+    try:
+        return {v: onnx_engine.OnnxNet(net, model.settings.in_channels,
+                                       [tuple(s for a, s in enumerate(g.shape) if a != view_axis(v))
+                                        for g in grids.values()])
+                for v, net in nets.items()}
+    except Exception as e:  # noqa: BLE001 - an exporter or runtime problem must not stop a segmentation
+        if engine == "onnxruntime":
+            raise
+        logging.getLogger(__name__).warning("ONNX Runtime unavailable (%s: %s): the views run on PyTorch",
+                                            type(e).__name__, e)
+        return nets
 
 
 def _say(progress, log: Callable[[str], None] | None, stage: str, message: str) -> None:

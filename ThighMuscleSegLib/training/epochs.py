@@ -68,7 +68,8 @@ def validate(model: Model, thighs: list[FramedThigh], device: str) -> float:
         return float("nan")
     for net in model.nets.values():
         net.eval()
-    dices = [_mean_dice(predict_thigh(t.hu, model, device=device).labels, t.ids) for t in thighs]
+    # PyTorch, not ONNX Runtime: the weights change every epoch, an export each time would not pay
+    dices = [_mean_dice(predict_thigh(t.hu, model, device=device, engine="torch").labels, t.ids) for t in thighs]
     return float(np.mean(dices))
 
 
