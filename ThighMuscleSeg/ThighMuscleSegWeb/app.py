@@ -42,6 +42,7 @@ class ThighSegWebApp(TrameApp):
         self.layout_manager.set_layout("Axial Primary")
         self.editor_logic = SegmentEditorLogic(self.server, self.slicer)
         self._edits = 0
+        self._tasks: set = set()  # running background tasks (asyncio keeps only weak references)
         self._listening = False
         self._init_state()
         self.ui = build_layout(self)
@@ -93,20 +94,26 @@ class ThighSegWebApp(TrameApp):
         self.state.ts_flagged = [r["name"] for r in rows if r["quality"] == "check"]
 
     # --- opening -----------------------------------------------------------------------
-    async def open_selected(self):
+    def _spawn(self, coroutine) -> None:
+        """Run a handler's slow part as a task: wslink serves one message at a time, and Cancel must get through."""
+        task = asyncio.get_event_loop().create_task(coroutine)
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def open_selected(self):
         path = self.state.ts_input
         if not path:
             return self._fail(InputError("choose a CT from the list first"))
         if not F.is_allowed(path, self.data_dir, self.work):
             return self._fail(InputError("that file is not one the page offered"))
-        await self._open(Path(path))
+        self._spawn(self._open(Path(path)))
 
-    async def upload(self, files):
+    def upload(self, files):
         try:
             path = F.save_uploads(list(files or []), self.work / "uploads")
         except Exception as e:  # noqa: BLE001 - shown in the page
             return self._fail(e)
-        await self._open(path)
+        self._spawn(self._open(path))
 
     async def _open(self, path: Path):
         with self.state:
@@ -133,7 +140,7 @@ class ThighSegWebApp(TrameApp):
                                "ts_case_name": node.GetName().replace(" ", "_")[:60], "ts_table_state": ""})
 
     # --- segmenting --------------------------------------------------------------------
-    async def segment(self):
+    def segment(self):
         try:
             self._listening = False
             job = self.session.start(self.state.ts_model, self.state.ts_device)
@@ -144,6 +151,9 @@ class ThighSegWebApp(TrameApp):
                                "ts_saved": "", "ts_rows": [], "ts_flagged": [], "ts_has_result": False,
                                "ts_percent": 0, "ts_stage": "start", "ts_message": "starting thighseg segment",
                                "ts_show_disagreement": False})
+        self._spawn(self._follow(job))
+
+    async def _follow(self, job) -> None:
         while self.session.job is job:
             await asyncio.sleep(POLL_S)
             if self.session.job is not job:
@@ -196,7 +206,7 @@ class ThighSegWebApp(TrameApp):
         if not self._listening or self.session.result is None:
             return
         self._edits += 1
-        asyncio.get_event_loop().create_task(self._remeasure(self._edits))
+        self._spawn(self._remeasure(self._edits))
         with self.state:
             self.state.ts_table_state = "measuring"
 
@@ -220,7 +230,10 @@ class ThighSegWebApp(TrameApp):
         _set_label_layer(self.slicer, r.disagreement.GetID() if (ts_show_disagreement and r) else None)
 
     # --- saving and exporting ----------------------------------------------------------
-    async def save_case(self):
+    def save_case(self):
+        self._spawn(self._save_case())
+
+    async def _save_case(self):
         with self.state:
             self.state.update({"ts_busy": True, "ts_error": "", "ts_saved": ""})
         try:
