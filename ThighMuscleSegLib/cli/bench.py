@@ -32,6 +32,9 @@ def add_arguments(parser) -> None:
     parser.add_argument("--batch-cases", type=int, default=4, metavar="N", help="phantoms for --batch (default 4)")
     parser.add_argument("--batch-size", choices=("full", "small"), default="full",
                         help="phantom size for --batch (default full: 512 x 512)")
+    parser.add_argument("--engines", action="store_true",
+                        help="instead: one view's net on each engine that fits it (PyTorch eager, torch.compile, "
+                             "ONNX Runtime, OpenVINO where installed), one thread, CPU ms per batch")
     parser.add_argument("--no-load", action="store_true",
                         help="skip timing the views beside a competing busy-loop process")
     parser.add_argument("--peers", action="store_true",
@@ -168,6 +171,25 @@ def _loaded_views(ct: sitk.Image, model_path: Path, device: str) -> dict:
     return loaded_views(grids, load_model(model_path), device=device)
 
 
+def _run_engines(args) -> int:
+    from .. import framing
+    from ..bench.engines import engines_benchmark, engines_in_lanes, print_engines
+
+    with tempfile.TemporaryDirectory(prefix="thighseg-bench-engines-") as tmp:
+        model, model_name = _model_path(args.model, Path(tmp))
+        log = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))
+        ct = bench_ct(args.slices, args.seed)
+        grids = {f.side: framing.to_grid(ct, f, "linear") for f in framing.frame_thighs(ct)}
+        result = {**engines_benchmark(model, log=log), **engines_in_lanes(grids, model), "model": model_name,
+                  "machine": _machine()}
+    if args.json:
+        print(json.dumps(result))
+    else:
+        print_engines(result)
+        print(f"  model: {model_name}, machine: {result['machine']}")
+    return 0
+
+
 def _run_batch(args) -> int:
     from ..cohort.benchmark import batch_benchmark, print_batch_benchmark
 
@@ -188,6 +210,8 @@ def _run_batch(args) -> int:
 def run(args) -> int:
     if args.batch:
         return _run_batch(args)
+    if args.engines:
+        return _run_engines(args)
     import torch
 
     devices = args.devices or ["cpu"] + (["cuda"] if torch.cuda.is_available() else []) + \

@@ -34,23 +34,28 @@ OPSET = 17
 
 
 def available() -> bool:
+    """Whether onnxruntime and the exporter's ``onnx`` import."""
     try:
-        import onnx  # noqa: F401  (the exporter needs it)
+        import onnx  # noqa: F401
         import onnxruntime  # noqa: F401
     except ImportError:
         return False
     return True
 
 
-def use_onnx(engine: str, device: torch.device) -> bool:
-    """Whether ``engine`` ("auto", "torch", "onnxruntime") means ONNX Runtime on ``device``."""
+def chosen_engine(engine: str, device: torch.device) -> str:
+    """What runs the views: "auto" is ONNX Runtime on the CPU where installed, else PyTorch; a
+    GPU always runs PyTorch. "onnxruntime" asked for by name must be installed.
+
+    OpenVINO was measured too (``thighseg bench --engines``): faster than ONNX Runtime in a
+    tight loop of one net, no faster inside the lanes (docs/engine.md), and three times the size."""
     if engine not in ENGINES:
         raise ValueError(f"engine must be one of {ENGINES}, not {engine!r}")
     if engine == "torch" or device.type != "cpu":
-        return False
+        return "torch"
     if engine == "onnxruntime" and not available():
         raise RuntimeError("engine 'onnxruntime' needs the onnxruntime and onnx packages: pip install onnxruntime onnx")
-    return available()
+    return "onnxruntime" if available() else "torch"
 
 
 def cache_dir() -> Path:
@@ -91,14 +96,20 @@ def _export(net: nn.Module, in_channels: int, shape: tuple[int, int]) -> bytes:
     return buf.getvalue()
 
 
-def _cached_model(net: nn.Module, in_channels: int, shape: tuple[int, int]) -> bytes:
-    """The exported graph, from the cache when it holds it (written atomically; never required)."""
+def onnx_graph(net: nn.Module, in_channels: int, shape: tuple[int, int]) -> bytes:
+    """The net as an ONNX graph for (B, in_channels, *shape) inputs, logits out as (B, H, W, K):
+    from the cache when it holds it, else exported and cached (atomically; never required)."""
+    path = onnx_graph_file(net, in_channels, shape)
+    return path.read_bytes() if isinstance(path, Path) else path
+
+
+def onnx_graph_file(net: nn.Module, in_channels: int, shape: tuple[int, int]) -> Path | bytes:
+    """The cached graph's file (exported first when missing), or the graph's bytes where the
+    cache cannot be written (a read-only home: exported again next run)."""
     folder = cache_dir()
     path = folder / f"{_weights_key(net, in_channels, shape)}.onnx"
-    try:
-        return path.read_bytes()
-    except OSError:
-        pass
+    if path.is_file():
+        return path
     data = _export(net, in_channels, shape)
     try:
         folder.mkdir(parents=True, exist_ok=True)
@@ -106,9 +117,10 @@ def _cached_model(net: nn.Module, in_channels: int, shape: tuple[int, int]) -> b
         tmp.write_bytes(data)
         os.replace(tmp, path)
         _prune(folder)
-    except OSError as e:  # a read-only home: export every run instead
+    except OSError as e:
         log.info("ONNX cache not writable (%s): the nets are exported again next run", e)
-    return data
+        return data
+    return path
 
 
 def _prune(folder: Path) -> None:
@@ -130,7 +142,7 @@ class OnnxNet:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3  # warnings about unused initialisers are noise here
-        self._sessions = {tuple(s): ort.InferenceSession(_cached_model(net, in_channels, tuple(s)), options,
+        self._sessions = {tuple(s): ort.InferenceSession(onnx_graph(net, in_channels, tuple(s)), options,
                                                          providers=["CPUExecutionProvider"])
                           for s in {tuple(s) for s in shapes}}
 

@@ -56,7 +56,7 @@ def predict_thigh(grid_hu: np.ndarray, model: Model, device: str = "auto",
     ``progress``: a progress.Progress; stages "infer", "fuse", "clean" are reported (and
     each update may raise Cancelled). ``log`` receives the device fallback message.
     ``engine``: "auto" (ONNX Runtime on the CPU where installed, else PyTorch), "torch" or
-    "onnxruntime" (``onnx_engine``).
+    "onnxruntime" (``onnx_engine.chosen_engine``).
     """
     return predict_thighs({"thigh": grid_hu}, model, device, batch_size, progress, fusion, clean, threads,
                           log, engine=engine)["thigh"]
@@ -133,9 +133,10 @@ def _run_views(grids: dict[str, np.ndarray], model: Model, dev: torch.device, ba
 
 
 def _view_nets(model: Model, dev: torch.device, grids: dict[str, np.ndarray], engine: str) -> dict:
-    """Each view's net ready for the lanes: folded torch nets, on ONNX Runtime where it runs."""
+    """Each view's net ready for the lanes: folded torch nets, on ONNX Runtime where it runs
+    (``onnx_engine.chosen_engine``)."""
     nets = {v: inference_net(model.net(v), dev) for v in model.settings.views}
-    if not onnx_engine.use_onnx(engine, dev):
+    if onnx_engine.chosen_engine(engine, dev) == "torch":
         return nets
     try:
         return {v: onnx_engine.OnnxNet(net, model.settings.in_channels,
@@ -143,7 +144,7 @@ def _view_nets(model: Model, dev: torch.device, grids: dict[str, np.ndarray], en
                                         for g in grids.values()])
                 for v, net in nets.items()}
     except Exception as e:  # noqa: BLE001 - an exporter or runtime problem must not stop a segmentation
-        if engine == "onnxruntime":
+        if engine != "auto":
             raise
         logging.getLogger(__name__).warning("ONNX Runtime unavailable (%s: %s): the views run on PyTorch",
                                             type(e).__name__, e)
