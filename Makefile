@@ -16,29 +16,29 @@ $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PY) -m pip install -q -e ".[test,render,dicom,batch]"
+	$(PY) -m pip install -q -e ".[test,render,dicom,batch,web]"
 	touch $(STAMP)
 
 demo: $(STAMP)
 	$(VENV)/bin/thighseg demo --out demo-output
 
-# `make test` runs the whole suite against the newest slicer-core (the venv's), then the
-# module's scene tests (marked mrml; not the slow subprocess ones) against the oldest
-# slicer-core release of the supported lines on PyPI, unpacked beside the venv and put first on
-# PYTHONPATH (no other package changes; vtk pinned to what that release requires).
-SLICER_CORE_OLDEST ?= 5.12.4.0
-SLICER_CORE_OLDEST_VTK ?= 9.6.0
-OLDEST := $(VENV)/slicer-core-$(SLICER_CORE_OLDEST)
+# `make test` runs the whole suite against the venv's slicer-core (the 5.11 line that the web
+# extra's trame-slicer pins, the oldest on PyPI), then the module's scene tests (marked mrml; not
+# the slow subprocess ones) against the newest slicer-core release, unpacked beside the venv and
+# put first on PYTHONPATH (no other package changes; vtk pinned to what that release requires).
+SLICER_CORE_OTHER ?= 5.13.31053.0
+SLICER_CORE_OTHER_VTK ?= 9.6.2
+OTHER := $(VENV)/slicer-core-$(SLICER_CORE_OTHER)
 SCENE_TESTS := Testing/test_slicer_harness.py Testing/test_module_edits.py Testing/test_module_logic.py Testing/test_module_panel.py \
 	Testing/test_module_setup.py Testing/test_resources.py
 
-$(OLDEST)/.installed: $(STAMP)
-	$(PY) -m pip install -q --no-deps --target $(OLDEST) slicer-core==$(SLICER_CORE_OLDEST) vtk==$(SLICER_CORE_OLDEST_VTK)
+$(OTHER)/.installed: $(STAMP)
+	$(PY) -m pip install -q --no-deps --target $(OTHER) slicer-core==$(SLICER_CORE_OTHER) vtk==$(SLICER_CORE_OTHER_VTK)
 	touch $@
 
-test: $(STAMP) $(OLDEST)/.installed
+test: $(STAMP) $(OTHER)/.installed
 	$(PY) -m pytest -q
-	PYTHONPATH=$(OLDEST) THIGHSEG_EXPECT_SLICER_CORE=$(SLICER_CORE_OLDEST) $(PY) -m pytest -q -p no:cacheprovider \
+	PYTHONPATH=$(OTHER) THIGHSEG_EXPECT_SLICER_CORE=$(SLICER_CORE_OTHER) $(PY) -m pytest -q -p no:cacheprovider \
 		-m "mrml and not slow" $(SCENE_TESTS)
 
 bench: $(STAMP)

@@ -23,13 +23,27 @@ import SimpleITK as sitk
 
 from web_server import CHROMIUM, start_server, wait_until, work_dirs
 
-pytestmark = [
-    pytest.mark.slow,
-    pytest.mark.skipif(importlib.util.find_spec("trame_slicer") is None,
-                       reason='the web UI is not installed: pip install -e ".[web]"'),
-    pytest.mark.skipif(importlib.util.find_spec("playwright") is None, reason="playwright is not installed"),
-    pytest.mark.skipif(not Path(CHROMIUM).is_file(), reason=f"no chromium at {CHROMIUM} (apt-get install chromium)"),
-]
+pytestmark = pytest.mark.slow
+
+
+def _missing() -> str:
+    if importlib.util.find_spec("trame_slicer") is None:
+        return 'the web UI is not installed: pip install -e ".[web]"'
+    if importlib.util.find_spec("playwright") is None:
+        return 'playwright is not installed: pip install -e ".[test]"'
+    if not Path(CHROMIUM).is_file():
+        return f"no chromium at {CHROMIUM}: apt-get install chromium (.ci/run does, as root)"
+    return ""
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _browser_stack():
+    """Skip where the stack is missing; in CI (which installs it) fail instead of hiding it."""
+    missing = _missing()
+    if missing and os.environ.get("CI"):
+        pytest.fail(missing)
+    if missing:
+        pytest.skip(missing)
 
 REPO = Path(__file__).resolve().parent.parent
 SHOTS = Path(os.environ.get("THIGHSEG_WEB_SCREENSHOTS", REPO / "out" / "web-e2e"))
@@ -175,6 +189,14 @@ def test_segment_review_edit_save_export_in_a_browser(page, server, data, tmp_pa
             assert all(name in warning for name in flagged)
         assert not work_dirs(server.tmp), "the finished run's work folder was left behind"
 
+        # The disagreement map as an overlay: the axial view changes when it is switched on.
+        axial_view = page.locator("img.image-display-area").first
+        plain = axial_view.screenshot()
+        page.click("#ts-disagreement")
+        wait_until(lambda: axial_view.screenshot() != plain, 60, "the disagreement overlay in the axial view")
+        shot(page, "05-disagreement")
+        page.click("#ts-disagreement")
+
         # Edit: paint into the right sartorius (the active segment) in the axial view; its volume rises in the table.
         page.click("#ts-tab-edit")
         active = page.locator(".v-navigation-drawer .v-list-item--active input").first  # the editor's first segment
@@ -219,6 +241,17 @@ def test_segment_review_edit_save_export_in_a_browser(page, server, data, tmp_pa
         assert sorted(exported, key=int) == [str(v) for v in range(1, 21)]
         assert int(exported["1"]["Voxels"]) == int(edited["1"]["Voxels"])
         assert exported["2"]["Muscle"] == expected["2"].name
+
+        # Export the segmentation: a .seg.nrrd with the edited labels on the CT's grid.
+        with page.expect_download() as download:
+            page.click("#ts-export-seg")
+        seg_file = tmp_path / "export.seg.nrrd"
+        download.value.save_as(seg_file)
+        from ThighMuscleSegLib.segnrrd import read_seg_nrrd
+
+        seg_labels, infos = read_seg_nrrd(seg_file, reference=sitk.ReadImage(str(ct)))
+        assert sorted(i.label_value for i in infos if i.label_value) == list(range(1, 21))
+        assert int((sitk.GetArrayViewFromImage(seg_labels) == 1).sum()) == int(edited["1"]["Voxels"])
         assert "Traceback" not in server.log_text()
     finally:
         if reference.poll() is None:

@@ -177,7 +177,7 @@ class ThighSegWebApp(TrameApp):
 
     def _ended(self, status: str, message: str) -> None:
         with self.state:
-            self.state.update({"ts_running": False, "ts_status": status, "ts_percent": 0})
+            self.state.update({"ts_running": False, "ts_status": status, "ts_percent": 0, "ts_stage": ""})
             if status == "error":
                 self.state.ts_error = message or "the segmentation failed"
                 self.state.ts_message = ""
@@ -283,7 +283,7 @@ def _set_label_layer(slicer_app, volume_id: str | None) -> None:
     for i in range(nodes.GetNumberOfItems()):
         composite = nodes.GetItemAsObject(i)
         composite.SetLabelVolumeID(volume_id)
-        composite.SetLabelOpacity(0.6)
+        composite.SetLabelOpacity(0.8)
     for view in slicer_app.view_manager.get_slice_views():
         view.schedule_render()
 
