@@ -40,6 +40,7 @@ class Segmentation:
     volumes: list = field(default_factory=list)  # measure.MuscleVolume rows, with their quality flags
     quality: list = field(default_factory=list)  # quality.MuscleQuality per muscle of each segmented side
     femur: dict = field(default_factory=dict)  # side -> measure.femur.FemurLine (write_outputs finds it when empty)
+    sums: object = None  # measure.composition.CompositionSums of ct and labels (volumes and composition)
 
     @property
     def verdicts(self) -> dict[str, dict]:
@@ -98,18 +99,23 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
     t0 = time.perf_counter()
     if progress is not None:
         progress.update("quality", 0.0, "measuring the volumes and checking each muscle")
-    volumes, quality = assess_quality(ct, labels, stats)
+    from .measure.composition import composition_sums
+
+    sums = composition_sums(ct, labels)  # one pass over the labelled voxels: volumes and composition
+    volumes, quality = assess_quality(ct, labels, stats, sums)
     seconds["quality"] = time.perf_counter() - t0
-    return Segmentation(ct, labels, disagreement, frames, used_device, seconds, volumes, quality)
+    return Segmentation(ct, labels, disagreement, frames, used_device, seconds, volumes, quality, sums=sums)
 
 
-def assess_quality(ct: sitk.Image, labels: sitk.Image, stats: dict) -> tuple[list, list]:
+def assess_quality(ct: sitk.Image, labels: sitk.Image, stats: dict, sums=None) -> tuple[list, list]:
     """volumes.csv rows (with ``confidence`` and ``quality``) and the per-muscle quality flags;
-    ``stats``: side -> inference.agreement.ClassStats of each segmented thigh."""
+    ``stats``: side -> inference.agreement.ClassStats of each segmented thigh; ``sums``: the
+    ``measure.composition.composition_sums`` of ``ct`` and ``labels`` if made already."""
     from .measure import muscle_volumes
+    from .measure.volumes import volume_rows
     from .quality import assess, with_quality
 
-    volumes = muscle_volumes(ct, labels)
+    volumes = muscle_volumes(ct, labels) if sums is None else volume_rows(sums.voxels, sums.hu_sum, sums.voxel_cm3)
     known = {s: st for s, st in stats.items() if st is not None}
     quality = assess(known, {v.label_value: v.volume_cm3 for v in volumes}) if known else []
     return with_quality(volumes, quality), quality
@@ -156,7 +162,7 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
         write_volumes_csv(volumes, stage.path("volumes.csv"))
         height = height_cm if height_cm is not None else tio.patient_height_cm(result.ct)
         write_measurements_csv(measurement_rows(result.ct, result.labels, result.frames, height_cm=height,
-                                                lines=result.femur, profiles=profiles),
+                                                lines=result.femur, profiles=profiles, sums=result.sums),
                                stage.path("measurements.csv"))
         step(steps[3])
         images.result()
@@ -169,7 +175,8 @@ def _write_images(result: Segmentation, path_of, dicom_files: list[str] | None) 
 
     tio.write_image(result.labels, path_of("labels.nii.gz"))
     tio.write_image(result.disagreement, path_of("disagreement.nii.gz"))
-    write_seg_nrrd(result.labels, path_of("segmentation.seg.nrrd"))
+    write_seg_nrrd(result.labels, path_of("segmentation.seg.nrrd"),
+                   counts=None if result.sums is None else result.sums.voxels)
     if dicom_files:
         from .dicomseg import write_dicom_seg
 

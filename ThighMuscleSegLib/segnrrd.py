@@ -93,11 +93,13 @@ def _color_string(rgb255: tuple[int, int, int]) -> str:
     return " ".join(f"{c / 255.0:.6g}" for c in rgb255)
 
 
-def write_seg_nrrd(labels: sitk.Image, path: str | os.PathLike, *, present_only: bool = False) -> Path:
+def write_seg_nrrd(labels: sitk.Image, path: str | os.PathLike, *, present_only: bool = False,
+                   counts: np.ndarray | None = None) -> Path:
     """Write a CT-space label map (right 1-10, left 11-20) as a Slicer ``.seg.nrrd``, atomically.
 
     All 20 class-table segments are written unless ``present_only``; the voxel grid is
-    exactly ``labels``' grid (no cropping), so it overlays the CT it came from.
+    exactly ``labels``' grid (no cropping), so it overlays the CT it came from. ``counts``:
+    voxels per label value 1..20 (index = value) when the caller has counted them already.
     """
     if labels.GetDimension() != 3 or labels.GetNumberOfComponentsPerPixel() != 1:
         raise InputError("the label map must be a 3-D scalar image")
@@ -106,7 +108,7 @@ def write_seg_nrrd(labels: sitk.Image, path: str | os.PathLike, *, present_only:
         if arr.size and (arr.min() < 0 or arr.max() > 255):
             raise InputError("label values must lie in 0..255")
         arr = arr.astype(np.uint8)
-    counts = label_counts(arr)
+    counts = label_counts(arr) if counts is None else np.asarray(counts)
     unknown = [v for v in np.flatnonzero(counts) if v > 2 * C.NUM_MUSCLES]
     if unknown:
         raise InputError(f"label values {unknown} are not in the class table (0, right 1-10, left 11-20)")

@@ -20,7 +20,7 @@ import SimpleITK as sitk
 
 from .. import classes as C
 from .csv_rows import read_rows, write_dataclass_rows
-from .composition import MuscleComposition, composition_sums, group_rows_from_sums, rows_from_sums
+from .composition import CompositionSums, MuscleComposition, composition_sums, group_rows_from_sums, rows_from_sums
 from .subcutaneous import subcutaneous_fat_area_cm2
 
 NAN = math.nan
@@ -130,7 +130,8 @@ def subcutaneous_plane(frame, line=None) -> tuple[np.ndarray, np.ndarray, str]:
 def measurement_rows(ct: sitk.Image, labels: sitk.Image, frames=(), *, height_cm: float | None = None,
                      lines: dict | None = None, csa: dict[int, dict] | None = None,
                      group_csa_values: dict[tuple[str, str], dict] | None = None,
-                     within: np.ndarray | None = None, profiles=None) -> list[MeasurementRow]:
+                     within: np.ndarray | None = None, profiles=None,
+                     sums: CompositionSums | None = None) -> list[MeasurementRow]:
     """The rows of measurements.csv for a CT and its label map.
 
     ``frames``: the thighs' ``framing.ThighFrame`` (the subcutaneous fat is measured for each);
@@ -138,9 +139,10 @@ def measurement_rows(ct: sitk.Image, labels: sitk.Image, frames=(), *, height_cm
     ``profiles.profile_summary`` values; ``group_csa_values``: (side, group key) -> the same for a
     group (else its 25 / 50 / 75 % are its members' sums); ``within``: see ``composition_sums``;
     ``profiles``: ``profiles.ProfileRow`` rows, from which ``csa`` and ``group_csa_values`` are
-    made when they are not given.
+    made when they are not given; ``sums``: the ``composition_sums`` of ``ct`` and ``labels``
+    when the caller has them already (``within`` is then ignored).
     """
-    sums = composition_sums(ct, labels, within)
+    sums = sums if sums is not None else composition_sums(ct, labels, within)
     if profiles is not None:
         from .profiles import profile_summary
 

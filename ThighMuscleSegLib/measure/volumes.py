@@ -98,7 +98,14 @@ def muscle_volumes(ct: sitk.Image, labels: sitk.Image) -> list[MuscleVolume]:
         raise InputError("the CT and the label map have different geometry (size, spacing, origin or direction): "
                          "resample the labels onto the CT first")
     counts, sums = label_histogram(ct, labels)
-    cm3 = counts * voxel_volume_cm3(labels)
+    return volume_rows(counts, sums, voxel_volume_cm3(labels))
+
+
+def volume_rows(counts: np.ndarray, hu_sums: np.ndarray, voxel_cm3: float) -> list[MuscleVolume]:
+    """``muscle_volumes``' rows from the voxel count and HU sum per label value 0..20 (e.g. a
+    ``composition.CompositionSums``' ``voxels`` and ``hu_sum``: one pass over the CT for both)."""
+    cm3 = np.asarray(counts) * voxel_cm3
+    sums = hu_sums
     rows = []
     for seg in C.segments():
         v = seg.label_value
