@@ -22,24 +22,26 @@ $(STAMP): pyproject.toml
 demo: $(STAMP)
 	$(VENV)/bin/thighseg demo --out demo-output
 
-# `make test` runs the whole suite against the venv's slicer-core (the 5.11 line that the web
+# `make test` runs the whole suite against the venv's slicer-core (5.11.0.6: the line the web
 # extra's trame-slicer pins, the oldest on PyPI), then the module's scene tests (marked mrml; not
-# the slow subprocess ones) against the newest slicer-core release, unpacked beside the venv and
-# put first on PYTHONPATH (no other package changes; vtk pinned to what that release requires).
-SLICER_CORE_OTHER ?= 5.13.31053.0
-SLICER_CORE_OTHER_VTK ?= 9.6.2
-OTHER := $(VENV)/slicer-core-$(SLICER_CORE_OTHER)
+# the slow subprocess ones) against each release of SLICER_CORE_OTHERS (the 5.12 stable line and
+# the newest), each unpacked beside the venv and put first on PYTHONPATH (no other package
+# changes; vtk pinned to what that release requires: vtk_for_<release>).
+SLICER_CORE_OTHERS ?= 5.12.4.0 5.13.31053.0
+vtk_for_5.12.4.0 := 9.6.0
+vtk_for_5.13.31053.0 := 9.6.2
 SCENE_TESTS := Testing/test_slicer_harness.py Testing/test_module_edits.py Testing/test_module_logic.py Testing/test_module_panel.py \
 	Testing/test_module_setup.py Testing/test_resources.py
 
-$(OTHER)/.installed: $(STAMP)
-	$(PY) -m pip install -q --no-deps --target $(OTHER) slicer-core==$(SLICER_CORE_OTHER) vtk==$(SLICER_CORE_OTHER_VTK)
+$(VENV)/slicer-core-%/.installed: $(STAMP)
+	$(PY) -m pip install -q --no-deps --target $(VENV)/slicer-core-$* slicer-core==$* vtk==$(vtk_for_$*)
 	touch $@
 
-test: $(STAMP) $(OTHER)/.installed
+test: $(STAMP) $(foreach v,$(SLICER_CORE_OTHERS),$(VENV)/slicer-core-$(v)/.installed)
 	$(PY) -m pytest -q
-	PYTHONPATH=$(OTHER) THIGHSEG_EXPECT_SLICER_CORE=$(SLICER_CORE_OTHER) $(PY) -m pytest -q -p no:cacheprovider \
-		-m "mrml and not slow" $(SCENE_TESTS)
+	for v in $(SLICER_CORE_OTHERS); do \
+		PYTHONPATH=$(VENV)/slicer-core-$$v THIGHSEG_EXPECT_SLICER_CORE=$$v $(PY) -m pytest -q -p no:cacheprovider \
+			-m "mrml and not slow" $(SCENE_TESTS) || exit 1; done
 
 bench: $(STAMP)
 	$(VENV)/bin/thighseg bench
