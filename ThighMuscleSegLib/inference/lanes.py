@@ -35,11 +35,17 @@ from .views import view_axis
 MAX_LANES = 8  # beyond this, the lanes' Python (one GIL) costs more than another lane gains
 
 
+def cpu_budget(threads: int | None = None) -> int:
+    """CPUs the views may use: ``threads``, else the usable CPUs, but no more than torch's own
+    thread setting (a Ray actor given one CPU sets it to one; so may a user)."""
+    return max(1, threads or min(usable_cpus(), torch.get_num_threads()))
+
+
 def lane_count(device: torch.device, threads: int | None = None) -> int:
-    """Lanes for ``device``: one per usable CPU (at most MAX_LANES), one on a GPU."""
+    """Lanes for ``device``: one per CPU of the budget (at most MAX_LANES), one on a GPU."""
     if device.type != "cpu":
         return 1
-    return max(1, min(MAX_LANES, threads or usable_cpus()))
+    return min(MAX_LANES, cpu_budget(threads))
 
 
 def inference_net(net: nn.Module, device: torch.device) -> nn.Module:

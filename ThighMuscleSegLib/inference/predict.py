@@ -25,10 +25,10 @@ from ..io import InputError
 from ..models.model_file import Model
 from ..models.settings import window_hu
 from . import voting
-from .device import resolve_device, torch_threads, usable_cpus
+from .device import resolve_device, torch_threads
 from .fusion import fuse_and_clean
 from . import onnx_engine
-from .lanes import inference_net, lane_count, run_views
+from .lanes import cpu_budget, inference_net, lane_count, run_views
 from .prediction import ThighPrediction, ViewOutputs
 from .sliding3d import predict_volume_3d
 from .views import view_axis
@@ -118,7 +118,7 @@ def _run_views(grids: dict[str, np.ndarray], model: Model, dev: torch.device, ba
                threads: int | None, lanes: int | None = None, engine: str = "auto") -> dict[str, ViewOutputs]:
     settings = model.settings
     lanes = lanes or lane_count(dev, threads)
-    intra = max(1, (threads or usable_cpus()) // lanes) if dev.type == "cpu" else threads
+    intra = max(1, cpu_budget(threads) // lanes) if dev.type == "cpu" else threads
     t0 = time.perf_counter()
     with torch_threads(intra):
         nets = _view_nets(model, dev, grids, engine)
