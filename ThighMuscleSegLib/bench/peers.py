@@ -4,8 +4,9 @@ fast nnU-Net at 3 mm, nnU-Net 3d_fullres at 1.5 mm, Auto3DSeg SegResNet at 1.5 m
 process: seconds for both thighs, GFLOP per thigh, and each peer's seconds over the views'.
 
 Compute only: the views are timed by ``infer_thighs`` on both thighs at once, as ``thighseg
-segment`` runs them (nets, windowing, softmax sum, argmax; no fusion, clean-up or de-crop); each peer's input is the field resampled to its resolution
-before the clock starts, its sliding window and argmax are timed. Random weights for the peers;
+segment`` runs them (nets, windowing, softmax sum, argmax; no fusion, clean-up or de-crop);
+each peer's input is the field resampled to its resolution before the clock starts, its sliding
+window and argmax are timed. Random weights for the peers;
 the views use the model given. On a GPU each net first runs once untimed (cuDNN set-up)."""
 
 from __future__ import annotations
@@ -170,7 +171,8 @@ def print_peers(result: dict) -> None:
              f"{result['views_gflop']:,.0f}", f"{result['views_s']:.2f}", "1")]
     for name, seconds in result["peers"].items():
         p = d[name]
-        rows.append((name, f"{p['resolution_mm']:g} mm", "x".join(map(str, p["patch"])) + f" ({sum(p['tiles_per_thigh'])} tiles)",
+        patch = "x".join(map(str, p["patch"])) + f" x {p['tiles_per_thigh'][0]} per thigh"
+        rows.append((name, f"{p['resolution_mm']:g} mm", patch,
                      f"{result['gflop'][name]:,.0f}", f"{seconds:.2f}", f"{result['ratios'][name]}"))
     head = ("network", "resolution", "patch (z y x)", "GFLOP per thigh", f"s, {d['thighs']} thighs", "x our views")
     widths = [max(len(r[i]) for r in rows + [head]) for i in range(len(head))]
