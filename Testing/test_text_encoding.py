@@ -12,7 +12,7 @@ import sys
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
-PACKAGES = ("ThighMuscleSegLib", "ThighMuscleSeg", "scripts")
+PACKAGES = ("ThighMuscleSegLib", "ThighMuscleSeg", "ThighMuscleSegWeb", "scripts")
 NOT_FILES = {"Image", "sitk", "zipfile", "tarfile", "h5py", "webbrowser", "os", "gzip"}
 
 

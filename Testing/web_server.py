@@ -13,7 +13,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 CHROMIUM = os.environ.get("THIGHSEG_CHROMIUM", "/usr/bin/chromium")
-READY_TIMEOUT_S = 180  # a loaded 2-core CI box starts slicer-core and trame slowly
+READY_TIMEOUT_S = 600  # slicer-core and trame start in ~5 s; a loaded 2-core box at nice 15 took minutes
 
 
 def free_port() -> int:
@@ -49,7 +49,8 @@ def start_server(data: Path, dataset: Path, folder: Path) -> WebServer:
         process = subprocess.Popen(
             [sys.executable, "-m", "ThighMuscleSegLib.cli.main", "web", "--port", str(port), "--data", str(data),
              "--dataset", str(dataset)],
-            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True)
+            stdout=out, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL, env=env, start_new_session=True,
+            preexec_fn=_end_with_parent)
     server = WebServer(process, f"http://127.0.0.1:{port}/", log, tmp)
     deadline = time.monotonic() + READY_TIMEOUT_S
     while "thighseg web: serving" not in server.log_text():
@@ -58,6 +59,16 @@ def start_server(data: Path, dataset: Path, folder: Path) -> WebServer:
             raise RuntimeError(f"thighseg web did not start:\n{server.log_text()[-4000:]}")
         time.sleep(0.2)
     return server
+
+
+def _end_with_parent() -> None:
+    """Linux: the server gets SIGTERM when the test process dies (a killed pytest runs no finalizer)."""
+    try:
+        import ctypes
+
+        ctypes.CDLL("libc.so.6", use_errno=True).prctl(1, signal.SIGTERM)  # PR_SET_PDEATHSIG
+    except (OSError, AttributeError):
+        pass
 
 
 def stop_tree(process: subprocess.Popen, grace_s: float = 15.0) -> None:

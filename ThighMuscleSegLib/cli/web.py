@@ -1,8 +1,8 @@
 """``thighseg web``: the browser UI (trame-slicer) on 127.0.0.1.
 
-Only the arguments live here: the app is in ``ThighMuscleSeg/ThighMuscleSegWeb`` (beside the
-Slicer module's logic, which it reuses) and is imported when the command runs, so the library
-never imports slicer or trame.
+Only the arguments live here: the app is the ``ThighMuscleSegWeb`` package (it reuses the Slicer
+module's logic, ``ThighMuscleSeg/ThighMuscleSegModuleLib``) and is imported when the command runs,
+so the library never imports slicer or trame.
 """
 
 from __future__ import annotations
@@ -39,9 +39,9 @@ def load_app():
     for needed in ("trame_slicer", "trame", "slicer"):
         if importlib.util.find_spec(needed) is None:
             raise InputError(f"the web UI needs the '{needed}' package, which is not installed: {WEB_EXTRA}")
-    if importlib.util.find_spec("ThighMuscleSegWeb") is None:
-        raise InputError(f"the web UI (ThighMuscleSeg/ThighMuscleSegWeb) was not found beside {MODULE_FOLDER.parent}: "
-                         "run thighseg web from a checkout installed with " + WEB_EXTRA)
+    for needed in ("ThighMuscleSegWeb", "ThighMuscleSegModuleLib"):
+        if importlib.util.find_spec(needed) is None:
+            raise InputError(f"{needed} was not found: run thighseg web from a checkout installed with {WEB_EXTRA}")
     return importlib.import_module("ThighMuscleSegWeb.app")
 
 

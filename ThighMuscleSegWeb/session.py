@@ -59,7 +59,7 @@ class Session:
         files, note = tio.dicom_seg_sources(path, image)
         return image, files, note
 
-    def open(self, path: Path, image: sitk.Image, files, note: str) -> object:
+    def load_ct(self, path: Path, image: sitk.Image, files, note: str) -> object:
         """Put the CT read by ``read`` into the scene, replacing the previous CT and result."""
         self.close()
         name = _display_name(path)

@@ -123,7 +123,7 @@ class ThighSegWebApp(TrameApp):
             image, dicom_files, note = await asyncio.to_thread(Session.read, path)
             self._listening = False
             self.slicer.segmentation_editor.deactivate_effect()
-            node = self.session.open(path, image, dicom_files, note)
+            node = self.session.load_ct(path, image, dicom_files, note)
             dm = self.slicer.display_manager
             dm.show_volume_in_slice_background(node)
             dm.show_volume_in_slice_foreground(None)
