@@ -142,8 +142,11 @@ class ThighSegWebApp(TrameApp):
     # --- segmenting --------------------------------------------------------------------
     def segment(self):
         try:
+            model, device = self.state.ts_model or "", self.state.ts_device
+            if device not in F.DEVICES or model not in {m["value"] for m in self.state.ts_models}:
+                raise InputError("choose a model and a device from the lists")
             self._listening = False
-            job = self.session.start(self.state.ts_model, self.state.ts_device)
+            job = self.session.start(model, device)
         except Exception as e:  # noqa: BLE001 - shown in the page
             return self._fail(e)
         with self.state:
