@@ -161,6 +161,22 @@ def _baseline_3d(ct: sitk.Image) -> float:
     return time.perf_counter() - t0
 
 
+def _warm_engine_cache(model_path: Path) -> float:
+    """Export the views' nets for the model grid once (what a first run on a new machine pays,
+    seconds returned), so the timed runs are the steady state every later CT sees."""
+    import numpy as np
+
+    from ..inference.predict import infer_thighs
+    from ..models import load_model
+
+    model = load_model(model_path)
+    if model.settings.architecture == "3d":
+        return 0.0
+    t0 = time.perf_counter()
+    infer_thighs({"warm-up": np.full(model.settings.grid_shape, -1000.0, np.float32)}, model, device="cpu")
+    return round(time.perf_counter() - t0, 2)
+
+
 def _loaded_views(ct: sitk.Image, model_path: Path, device: str) -> dict:
     """The views of the bench CT's two thighs, quiet and beside one busy-loop process (bench.load)."""
     from .. import framing
@@ -222,6 +238,7 @@ def run(args) -> int:
         ct_path = work / "bench_ct.nii"
         sitk.WriteImage(ct, str(ct_path))
         model, model_name = _model_path(args.model, work)
+        export_s = _warm_engine_cache(model)
         runs = [_segment(ct_path, model, d, work / f"out_{d}") for d in devices]
         baseline = _baseline_3d(ct)
         loaded = _loaded_views(ct, model, devices[0]) if not args.no_load else {}
@@ -232,7 +249,7 @@ def run(args) -> int:
               "runs": runs, "baseline_3d_s": round(baseline, 2),
               "views_2_5d_s": round(infer_25d, 2),
               "ratio_3d_to_2_5d_views": round(baseline / infer_25d, 2) if infer_25d else None,
-              "framing": framing, **loaded}
+              "framing": framing, "engine_export_s": export_s, **loaded}
     if args.peers:
         from ..bench.peers import peers_benchmark
 

@@ -105,10 +105,14 @@ def _gather(volume: torch.Tensor, axis: int, rows: torch.Tensor, offsets: tuple[
     return picked.reshape(index.shape[0], index.shape[1], *picked.shape[1:])
 
 
-def _place(thigh: _Thigh, view: str, axis: int, rows: torch.Tensor, logits: torch.Tensor) -> None:
-    """One batch's argmax into the view's labels and its softmax into the thigh's sum."""
+def _place(thigh: _Thigh, view: str, axis: int, rows: torch.Tensor, logits: torch.Tensor,
+           copies: int = 1) -> None:
+    """One batch's argmax into the view's labels and its softmax into the thigh's sum; with
+    ``copies`` > 1, a single slice's output placed at every one of ``rows``."""
     labels = logits.argmax(dim=1).to(torch.uint8)  # (B, H, W); logits channels-last: fast
     probs = logits.float().softmax(dim=1)
+    if copies > 1:  # broadcast after the softmax: one slice's work, not one per copy
+        labels, probs = labels.expand(copies, *labels.shape[1:]), probs.expand(copies, *probs.shape[1:])
     thigh.labels[view].index_copy_(axis, rows, labels.movedim(0, axis))
     with thigh.lock:  # the views of one thigh add into the same sum from different lanes
         thigh.prob_sum.index_add_(axis + 1, rows, probs.movedim(0, 1).movedim(1, axis + 1))
@@ -123,7 +127,7 @@ def _zero_slices(thigh: _Thigh, view: str, axis: int, rows: torch.Tensor, net: n
     x = torch.zeros((1, channels, *shape), device=dev).contiguous(memory_format=layout)
     with autocast_for(dev):
         logits = net(x)
-    _place(thigh, view, axis, rows, logits.expand(rows.numel(), *logits.shape[1:]))
+    _place(thigh, view, axis, rows, logits, copies=rows.numel())
 
 
 def run_views(volumes: dict[str, torch.Tensor], nets: dict[str, nn.Module], num_classes: int,
