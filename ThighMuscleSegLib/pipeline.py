@@ -135,7 +135,7 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
 
     with StagedOutputs(out_dir, overwrite=overwrite) as stage, \
             ThreadPoolExecutor(2, thread_name_prefix="thighseg-write") as pool:
-        steps = ["writing the label maps and segmentation.seg.nrrd", "measuring along the femur",
+        steps = ["writing labels.nii.gz, disagreement.nii.gz and segmentation.seg.nrrd", "measuring along the femur",
                  "writing volumes.csv and measurements.csv", "drawing report.png and profiles.png"]
 
         def step(message: str) -> None:
