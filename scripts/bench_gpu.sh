@@ -14,7 +14,8 @@
 #      without it the report's 3D panel is left out) come from the wheelhouse $WHEELHOUSE (default
 #      .whl, git-ignored) unpacked into $SITE (default /tmp/thighseg-site, put on PYTHONPATH), so a
 #      machine without internet runs it. Make that wheelhouse here with --download-wheels
-#      (cp312 manylinux, the H200 image's Python; about 60 MB, mostly SimpleITK).
+#      (cp312 manylinux, the H200 image's Python; about 55 MB, mostly SimpleITK). .whl is git-ignored:
+#      a copy of the tree sent to a GPU box must take it along explicitly (55 MB + the 4.5 MB tree).
 #   2. $VENV_GPU (default .venv-gpu) if it exists and its torch sees a GPU.
 #   3. Otherwise $VENV_GPU is made: torch==$TORCH_VERSION (2.13.0) from $TORCH_INDEX
 #      (https://download.pytorch.org/whl/cu126), then -e ".[bench,render,dicom]" with torch pinned
