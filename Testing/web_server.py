@@ -78,24 +78,16 @@ def stop_tree(process: subprocess.Popen, grace_s: float = 15.0) -> None:
         children = psutil.Process(process.pid).children(recursive=True)
     except psutil.NoSuchProcess:
         children = []
-    for p in [process, *children]:
+    for sig in (signal.SIGTERM, signal.SIGKILL):  # politely first; then whatever is left
+        for p in [process, *children]:
+            try:
+                os.kill(p.pid, sig)
+            except OSError:
+                pass
         try:
-            os.kill(p.pid, signal.SIGTERM)
-        except OSError:
+            process.wait(timeout=grace_s)
+        except subprocess.TimeoutExpired:
             pass
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        pass
-    for p in [process, *children]:
-        try:
-            os.kill(p.pid, signal.SIGKILL)
-        except OSError:
-            pass
-    try:
-        process.wait(timeout=grace_s)
-    except subprocess.TimeoutExpired:
-        pass
 
 
 def work_dirs(tmp: Path) -> list[Path]:

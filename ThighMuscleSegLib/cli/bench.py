@@ -198,12 +198,7 @@ def _run_engines(args) -> int:
         grids = {f.side: framing.to_grid(ct, f, "linear") for f in framing.frame_thighs(ct)}
         result = {**engines_benchmark(model, log=log), **engines_in_lanes(grids, model), "model": model_name,
                   "machine": _machine()}
-    if args.json:
-        print(json.dumps(result))
-    else:
-        print_engines(result)
-        print(f"  model: {model_name}, machine: {result['machine']}")
-    return 0
+    return _emit(result, args.json, print_engines, f"model: {model_name}")
 
 
 def _run_batch(args) -> int:
@@ -215,11 +210,16 @@ def _run_batch(args) -> int:
         log = (lambda m: None) if args.json else (lambda m: print(m, file=sys.stderr))
         result = {**batch_benchmark(Path(tmp), model, args.batch_cases, args.batch_size, device=device, log=log),
                   "model": model_name, "device": device, "machine": _machine()}
-    if args.json:
+    return _emit(result, args.json, print_batch_benchmark, f"model: {model_name}, device: {device}")
+
+
+def _emit(result: dict, as_json: bool, print_table, what: str) -> int:
+    """One JSON line, or the table and a line naming the model and the machine."""
+    if as_json:
         print(json.dumps(result))
     else:
-        print_batch_benchmark(result)
-        print(f"  model: {model_name}, device: {device}, machine: {result['machine']}")
+        print_table(result)
+        print(f"  {what}, machine: {result['machine']}")
     return 0
 
 
