@@ -137,3 +137,18 @@ def test_an_unknown_engine_is_refused(bundled, thigh_grids):
     grid = next(iter(thigh_grids.values()))
     with pytest.raises(ValueError, match="engine"):
         predict_thigh(grid, bundled, device="cpu", engine="tensorrt")
+
+
+def test_a_damaged_cached_export_is_replaced(bundled, tmp_path, monkeypatch):
+    from ThighMuscleSegLib.inference import onnx_engine
+
+    monkeypatch.setenv("THIGHSEG_CACHE_DIR", str(tmp_path))
+    net = inference_net(bundled.net("sagittal"), torch.device("cpu"))
+    onnx_engine.OnnxNet(net, 3, [(24, 20)])
+    (cached,) = (tmp_path / "onnx").glob("*.onnx")
+    cached.write_bytes(b"half a file")  # a disk that filled up, a copy cut short
+    again = onnx_engine.OnnxNet(net, 3, [(24, 20)])
+    x = torch.rand(2, 3, 24, 20)
+    with torch.inference_mode():
+        torch.testing.assert_close(again(x), net(x), rtol=1e-4, atol=1e-4)
+    assert cached.read_bytes() != b"half a file"

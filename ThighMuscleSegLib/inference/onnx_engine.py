@@ -139,9 +139,18 @@ class OnnxNet:
         options.inter_op_num_threads = 1
         options.execution_mode = ort.ExecutionMode.ORT_SEQUENTIAL
         options.log_severity_level = 3  # warnings about unused initialisers are noise here
-        self._sessions = {tuple(s): ort.InferenceSession(onnx_graph(net, in_channels, tuple(s)), options,
-                                                         providers=["CPUExecutionProvider"])
-                          for s in {tuple(s) for s in shapes}}
+        self._sessions = {}
+        for shape in {tuple(s) for s in shapes}:
+            try:
+                graph = onnx_graph(net, in_channels, shape)
+                session = ort.InferenceSession(graph, options, providers=["CPUExecutionProvider"])
+            except Exception:  # noqa: BLE001 - a damaged cache file: drop it and export once more
+                cached = onnx_graph_file(net, in_channels, shape)
+                if isinstance(cached, Path):
+                    cached.unlink(missing_ok=True)
+                session = ort.InferenceSession(onnx_graph(net, in_channels, shape), options,
+                                               providers=["CPUExecutionProvider"])
+            self._sessions[shape] = session
 
     def __call__(self, x: torch.Tensor) -> torch.Tensor:
         session = self._sessions[tuple(x.shape[2:])]
