@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import argparse
 import importlib
+import os
 import sys
 import traceback
 
@@ -99,5 +100,23 @@ def _say(command: str, message: str, code: int, debug: bool) -> int:
     return code
 
 
+# Commands whose process may end without the interpreter's teardown once they return: their
+# files are written, closed and moved into place, their threads joined. Freeing torch, ONNX
+# Runtime and ITK at exit took 1.2-1.8 s of a 16 s segment run (0.2 s this way). Not batch:
+# Ray shuts its workers down at exit.
+FAST_EXIT_COMMANDS = ("segment",)
+
+
+def entry() -> None:
+    """The console script and ``python -m``: ``main``, then the exit (see FAST_EXIT_COMMANDS)."""
+    code = main()
+    command = next((a for a in sys.argv[1:] if not a.startswith("-")), None)
+    if command in FAST_EXIT_COMMANDS:
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(code)
+    sys.exit(code)
+
+
 if __name__ == "__main__":
-    sys.exit(main())
+    entry()
