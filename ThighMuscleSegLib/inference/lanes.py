@@ -30,7 +30,7 @@ from torch.nn.utils.fusion import fuse_conv_bn_eval
 
 from .device import autocast_for, usable_cpus
 from .prediction import ViewOutputs
-from .views import view_axis
+from .views import gather_rows, view_axis
 
 MAX_LANES = 8  # beyond this, the lanes' Python (one GIL) costs more than another lane gains
 
@@ -95,14 +95,6 @@ def computed_rows(volume: torch.Tensor, axis: int, offsets: tuple[int, ...]) -> 
     for o in offsets:
         needed |= filled[(rows + o).clamp(0, n - 1)]
     return rows[needed], rows[~needed]
-
-
-def _gather(volume: torch.Tensor, axis: int, rows: torch.Tensor, offsets: tuple[int, ...]) -> torch.Tensor:
-    """Inputs (B, C, H, W) for the slices ``rows`` along ``axis`` (channel c: slice row + offsets[c])."""
-    n = volume.shape[axis]
-    index = (rows[:, None] + torch.as_tensor(offsets, device=volume.device)[None, :]).clamp_(0, n - 1)
-    picked = volume.index_select(axis, index.reshape(-1)).movedim(axis, 0)
-    return picked.reshape(index.shape[0], index.shape[1], *picked.shape[1:])
 
 
 def _place(thigh: _Thigh, view: str, axis: int, rows: torch.Tensor, logits: torch.Tensor,
@@ -204,7 +196,7 @@ def _lane(jobs: queue.SimpleQueue, thighs: dict[str, _Thigh], nets: dict[str, nn
                     return
                 t0 = time.perf_counter()
                 thigh = thighs[key]
-                x = _gather(thigh.volume, axis, rows, offsets).contiguous(memory_format=layout)
+                x = gather_rows(thigh.volume, axis, rows, offsets).contiguous(memory_format=layout)
                 with autocast_for(dev):
                     logits = nets[view](x)
                 _place(thigh, view, axis, rows, logits)

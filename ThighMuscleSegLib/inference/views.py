@@ -13,7 +13,7 @@ rows it needs, so a view costs one batch of memory, not three volumes.
 
 from __future__ import annotations
 
-from typing import Iterator, Sequence
+from typing import Sequence
 
 import torch
 
@@ -27,14 +27,6 @@ def view_axis(view: str) -> int:
         raise ValueError(f"unknown view {view!r}; views are {tuple(VIEW_AXES)}") from None
 
 
-def batch_ranges(count: int, batch_size: int) -> Iterator[tuple[int, int]]:
-    """(start, stop) slice ranges covering 0..count in steps of ``batch_size``."""
-    if batch_size < 1:
-        raise ValueError(f"batch size must be at least 1, not {batch_size}")
-    for start in range(0, count, batch_size):
-        yield start, min(start + batch_size, count)
-
-
 def gather_slices(volume: torch.Tensor, axis: int, start: int, stop: int,
                   offsets: Sequence[int]) -> torch.Tensor:
     """Inputs (B, C, H, W) for slices start..stop-1 along ``axis`` of a (z, y, x) volume.
@@ -42,10 +34,14 @@ def gather_slices(volume: torch.Tensor, axis: int, start: int, stop: int,
     Channel c of slice i is slice clamp(i + offsets[c]) of the volume; H, W are the two
     remaining axes in their grid order (coronal: z, x; sagittal: z, y).
     """
+    return gather_rows(volume, axis, torch.arange(start, stop, device=volume.device), offsets)
+
+
+def gather_rows(volume: torch.Tensor, axis: int, rows: torch.Tensor, offsets: Sequence[int]) -> torch.Tensor:
+    """``gather_slices`` for any slice indices ``rows`` (1-D), in their order (the lanes skip
+    all-zero slices, so their batches are not consecutive)."""
     n = volume.shape[axis]
-    rows = torch.arange(start, stop, device=volume.device)
-    steps = torch.as_tensor(list(offsets), device=volume.device)
-    index = (rows[:, None] + steps[None, :]).clamp_(0, n - 1)  # (B, C)
+    index = (rows[:, None] + torch.as_tensor(list(offsets), device=volume.device)[None, :]).clamp_(0, n - 1)
     picked = volume.index_select(axis, index.reshape(-1)).movedim(axis, 0)  # (B*C, H, W)
     return picked.reshape(index.shape[0], index.shape[1], *picked.shape[1:])
 
