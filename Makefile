@@ -111,14 +111,14 @@ evaluate-model: $(STAMP)
 		echo "== $$s: inside the fields"; $(VENV)/bin/thighseg evaluate $(EVAL)/$$s/pred $(EVAL)/$$s/cases --scope field --out $(EVAL)/$$s/evaluation-field | grep "^| all"; done
 	$(MAKE) calibrate-quality-eval
 
-# Calibrates the per-muscle quality flag (docs/quality.md) for MODEL on 10 held-out phantoms of
-# the adult population (seeds 70000-70009, used by nothing else): each is segmented, 3
+# Calibrates the per-muscle quality flag (docs/quality.md) for MODEL on 16 held-out phantoms of
+# the adult population (seeds 70000-70015, used by nothing else): each is segmented, 3
 # deliberately damaged copies of each thigh's prediction are added as extra failures, the
 # logistic score is fitted and its threshold chosen on leave-one-case-out confidences, and the
 # result is installed as ThighMuscleSegLib/data/quality_calibration.json (commit it with the
 # model). ROC (roc.png, roc.json), summary.md and samples.csv go to $(QUALITY)/calibration.
 QUALITY_SEED ?= 70000
-QUALITY_CASES ?= 10
+QUALITY_CASES ?= 16
 QUALITY := $(DATA)/quality-$(QUALITY_SEED)
 calibrate-quality: $(STAMP)
 	test -d $(QUALITY)/cases || $(VENV)/bin/thighseg phantom $(QUALITY)/cases --cases $(QUALITY_CASES) --seed $(QUALITY_SEED)

@@ -37,7 +37,7 @@ def perfect(small_phantom):
         prob = np.zeros((C.NUM_MODEL_CLASSES,) + ids.shape, np.float32)
         for k in range(C.NUM_MODEL_CLASSES):
             prob[k][ids == k] = len(VIEWS)
-        outputs[f.side] = ViewOutputs({v: ids for v in VIEWS}, prob, "cpu")
+        outputs[f.side] = ViewOutputs({v: ids for v in VIEWS}, prob, "cpu", grid_hu=framing.to_grid(ct, f, "linear"))
     return ct, frames, outputs
 
 
@@ -83,6 +83,31 @@ def test_perfect_views_are_ok_and_damaged_muscles_are_flagged(perfect):
     assert verdicts["right"]["verdict"].startswith("right thigh: 1 muscle to check (sartorius (missing))")
     row = next(v for v in volumes if v.label_value == sartorius.label_value)
     assert row.quality == "check" and row.voxels == 0
+
+
+@pytest.mark.parametrize("kind", ["erode", "shift"])
+def test_a_mistake_all_three_views_agree_on_is_flagged(perfect, kind):
+    """The views agree, so their disagreement and margin cannot tell: the result's own shape
+    and the image under it must (shape_evidence). The sartorius eroded by 4 mm, or moved by
+    10 mm, along its whole length in every view."""
+    ct, frames, outputs = perfect
+    right = outputs["right"]
+    muscle = C.by_key("sartorius")
+    truth = right.view_labels["axial"] == muscle.model_id
+    z = np.flatnonzero(truth.any(axis=(1, 2)))
+    damage = Damage(kind, muscle.model_id, 0, VIEWS, (int(z[0]), int(z[-1]) + 1), 2 if kind == "erode" else 5, 2)
+    views, prob = apply_damage(right.view_labels, right.prob_sum, right.view_labels["axial"], damage)
+    wrong = ViewOutputs(views, prob, "cpu", grid_hu=right.grid_hu)
+    drawn = fuse_and_clean(wrong).labels == muscle.model_id
+    assert 2 * (drawn & truth).sum() / (drawn.sum() + truth.sum()) < 0.80  # a real failure
+    _, damaged = _assess(ct, frames, {**outputs, "right": wrong})
+    q = damaged[muscle.label_value("right")]
+    assert q.features["view_disagreement"] < 0.01 and q.features["low_margin"] < 1e-6  # the views agree
+    assert q.quality == "check", q.features
+    evidence = ("unclaimed_rim", "share_deviation") if kind == "erode" else ("foreign_tissue", "unclaimed_rim")
+    _, clean = _assess(ct, frames, outputs)
+    for name in evidence:
+        assert q.features[name] > clean[muscle.label_value("right")].features[name] + 0.1, name
 
 
 def test_a_side_that_was_not_segmented_has_no_flag(perfect):
@@ -141,8 +166,9 @@ def _synthetic_samples(path: Path) -> None:
         for value in range(1, 21):
             bad = (value + case) % 4 == 0
             dice = rng.uniform(0.3, 0.75) if bad else rng.uniform(0.82, 0.97)
-            feats = [rng.uniform(0.2, 0.5) if bad else rng.uniform(0.0, 0.25), rng.uniform(0, 0.5), 0.0,
-                     rng.uniform(0, 0.3), rng.uniform(0, 0.2)]
+            # only the views' disagreement tells; every other feature is noise
+            feats = [rng.uniform(0.2, 0.5) if bad else rng.uniform(0.0, 0.25),
+                     *rng.uniform(0, 0.3, len(Q.FEATURES) - 1)]
             muscle, side = C.split_label_value(value)
             lines.append(",".join(map(str, [f"case_{case}", value, muscle.key, side, "", dice, False, *feats])))
     path.write_text("\n".join(lines) + "\n")

@@ -1,6 +1,6 @@
 """Quality flag: per muscle and side, a confidence that the segmentation is right, and a verdict.
 
-Five features per muscle and side (each 0 for a perfect, certain result; docs/quality.md):
+Ten features per muscle and side (each 0 for a perfect, certain result; docs/quality.md):
 
 ==================== ===========================================================================
 ``view_disagreement`` 1 − mean over the views of the Dice between the view's own mask of the
@@ -11,7 +11,16 @@ Five features per muscle and side (each 0 for a perfect, certain result; docs/qu
 ``volume_deviation``  how far (natural log) the volume (cm³, volumes.csv) lies outside the
                       plausible adult range (reference_volumes.py); 0 inside it, at most 3
 ``asymmetry``         |left/right asymmetry| / 200 % (0 when only one thigh was segmented)
+``share_deviation``   |ln| of the muscle's share of its thigh's muscle volume over the share its
+                      young-adult mean has of theirs (reference_volumes.py)
+``area_step``         largest change of cross-section area between neighbouring slices / median
+``centroid_step``     largest jump of the cross-section's centre between neighbouring slices
+``unclaimed_rim``     share of the rim around the muscle that reads as muscle but no muscle holds
+``foreign_tissue``    share of the muscle's voxels that read as fat or bone
 ==================== ===========================================================================
+
+The last four look at the result itself on the model grid (inference/shape_evidence.py): what
+is left to see when all three views agree on the same mistake.
 
 They are combined by one logistic model, ``p = 1 / (1 + exp(-(b + Σ w_i (f_i − μ_i) / σ_i)))``,
 the probability that the muscle's Dice is below the calibration's target (0.80);
@@ -33,10 +42,16 @@ from pathlib import Path
 from . import classes as C
 from .io import InputError
 from .measure import MuscleVolume, asymmetry_percent
-from .reference_volumes import plausible_range_cm3
+from .reference_volumes import plausible_range_cm3, reference_share
 
-FEATURES = ("view_disagreement", "low_margin", "removed_share", "volume_deviation", "asymmetry")
+FEATURES = ("view_disagreement", "low_margin", "removed_share", "volume_deviation", "asymmetry",
+            "share_deviation", "area_step", "centroid_step", "unclaimed_rim", "foreign_tissue")
 MAX_VOLUME_DEVIATION = 3.0  # e^3 = 20x outside the range: anything beyond is equally wrong
+# Caps of the open-ended features: beyond them a muscle is equally wrong, and a logistic model
+# must not be ruled by one extreme sample.
+MAX_SHARE_DEVIATION = 3.0
+MAX_AREA_STEP = 2.0  # twice the median section between two slices
+MAX_CENTROID_STEP = 10.0  # voxels (20 mm on the 2 mm grid)
 OK, CHECK = "ok", "check"
 CALIBRATION_PATH = Path(__file__).resolve().parent / "data" / "quality_calibration.json"
 
@@ -118,15 +133,38 @@ def volume_deviation(key: str, volume_cm3: float) -> float:
     return min(max(0.0, math.log(lo / v), math.log(v / hi)), MAX_VOLUME_DEVIATION)
 
 
-def muscle_features(stats, model_id: int, key: str, volume_cm3: float, other_side_cm3: float | None) -> dict:
-    """The five features of one muscle; ``stats`` is the thigh's inference.agreement.ClassStats."""
+def share_deviation(key: str, volume_cm3: float, thigh_cm3: float) -> float:
+    """|ln| of the muscle's share of its thigh's muscle volume over its reference share: a
+    muscle swapped with a neighbour, or half lost, changes its share even in a body whose
+    muscles are all small or all large."""
+    if thigh_cm3 <= 0:
+        return 0.0
+    share = max(float(volume_cm3), 1e-3) / thigh_cm3
+    return min(abs(math.log(share / reference_share(key))), MAX_SHARE_DEVIATION)
+
+
+def _shape(stats, name: str, model_id: int, cap: float = 1.0) -> float:
+    shape = getattr(stats, "shape", None)
+    value = float(getattr(shape, name)[model_id]) if shape is not None else math.nan
+    return 0.0 if math.isnan(value) else min(value, cap)  # NaN: no evidence (no image, no muscle)
+
+
+def muscle_features(stats, model_id: int, key: str, volume_cm3: float, other_side_cm3: float | None,
+                    thigh_cm3: float = 0.0) -> dict:
+    """The ten features of one muscle; ``stats`` is the thigh's inference.agreement.ClassStats,
+    ``thigh_cm3`` the volume of all muscles of its thigh (0: unknown, no share feature)."""
     dice, margin = float(stats.view_dice[model_id]), float(stats.margin[model_id])
     asym = 0.0 if other_side_cm3 is None else asymmetry_percent(volume_cm3, other_side_cm3)
     return {"view_disagreement": 1.0 if math.isnan(dice) else 1.0 - dice,
             "low_margin": 1.0 if math.isnan(margin) else 1.0 - margin,
             "removed_share": stats.removed_share(model_id),
             "volume_deviation": volume_deviation(key, volume_cm3),
-            "asymmetry": 0.0 if math.isnan(asym) else abs(asym) / 200.0}
+            "asymmetry": 0.0 if math.isnan(asym) else abs(asym) / 200.0,
+            "share_deviation": share_deviation(key, volume_cm3, thigh_cm3),
+            "area_step": _shape(stats, "area_step", model_id, MAX_AREA_STEP),
+            "centroid_step": _shape(stats, "centroid_step", model_id, MAX_CENTROID_STEP),
+            "unclaimed_rim": _shape(stats, "unclaimed_rim", model_id),
+            "foreign_tissue": _shape(stats, "foreign_tissue", model_id)}
 
 
 def feature_rows(stats_by_side: dict, volumes_cm3: dict[int, float]) -> list[tuple]:
@@ -139,10 +177,12 @@ def feature_rows(stats_by_side: dict, volumes_cm3: dict[int, float]) -> list[tup
         if stats is None:
             continue
         other = "left" if side == "right" else "right"
+        thigh_cm3 = sum(volumes_cm3.get(m.label_value(side), 0.0) for m in C.CLASSES)
         for muscle in C.CLASSES:
             value = muscle.label_value(side)
             other_cm3 = volumes_cm3.get(muscle.label_value(other), 0.0) if other in stats_by_side else None
-            feats = muscle_features(stats, muscle.model_id, muscle.key, volumes_cm3.get(value, 0.0), other_cm3)
+            feats = muscle_features(stats, muscle.model_id, muscle.key, volumes_cm3.get(value, 0.0), other_cm3,
+                                    thigh_cm3)
             rows.append((value, muscle.key, side, feats, int(stats.voxels[muscle.model_id]) == 0))
     return rows
 

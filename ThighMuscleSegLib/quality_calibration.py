@@ -110,7 +110,7 @@ def case_samples(case: Path, model, *, damage_per_thigh: int, rng: np.random.Gen
         side, out = frame.side, outputs[frame.side]
         for damage in draw_damages(rng, preds[side].labels, tuple(out.view_labels), damage_per_thigh):
             views, prob = apply_damage(out.view_labels, out.prob_sum, preds[side].labels, damage)
-            pred = fuse_and_clean(ViewOutputs(views, prob, out.device))
+            pred = fuse_and_clean(ViewOutputs(views, prob, out.device, grid_hu=out.grid_hu))
             side_ct = framing.from_grid({side: pred.labels}, [frame], ct, DEFAULT_BACK_INTERPOLATION)
             side_values = {m.label_value(side) for m in C.CLASSES}
             vols = {v: c for v, c in volumes.items() if v not in side_values} | \

@@ -30,6 +30,11 @@ ADULT_MEAN_CM3 = {
 RANGE_FACTORS = (0.4, 2.0)
 
 
+def reference_share(key: str) -> float:
+    """The muscle class's share of the ten classes' summed young-adult mean volume."""
+    return ADULT_MEAN_CM3[key] / sum(ADULT_MEAN_CM3.values())
+
+
 def plausible_range_cm3(key: str) -> tuple[float, float]:
     """(low, high) plausible adult volume of the muscle class ``key``, cm³."""
     mean = ADULT_MEAN_CM3[key]

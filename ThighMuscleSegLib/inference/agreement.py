@@ -11,6 +11,9 @@ For each model class k (0 background, 1-10 the muscles) of one framed thigh:
   ``p(result label) - max_{j != result label} p(j)``, with p the views' mean softmax
   probability (1 = every view was certain; near 0 or negative = a coin toss).
 
+Beside them, ``shape`` (``shape_evidence``): how the result itself looks, slice to slice and
+against the image it was drawn on (what is left to see when the views agree on a mistake).
+
 All four are cheap: one joint histogram per view and one chunked pass over the summed
 probabilities (11 x 16 slices at a time), never a copy of the whole probability volume.
 """
@@ -21,6 +24,8 @@ from dataclasses import dataclass
 from typing import Mapping, Sequence
 
 import numpy as np
+
+from .shape_evidence import ShapeStats, shape_stats
 
 CHUNK_SLICES = 16
 
@@ -34,6 +39,7 @@ class ClassStats:
     view_dice: np.ndarray  # float64, nan where neither the views nor the result hold the class
     margin: np.ndarray  # float64, nan where the result holds no voxel of the class
     n_views: int
+    shape: ShapeStats | None = None
 
     def removed_share(self, k: int) -> float:
         fused = int(self.fused_voxels[k])
@@ -51,11 +57,12 @@ def _joint(a: np.ndarray, b: np.ndarray, k: int) -> np.ndarray:
 
 
 def class_stats(view_labels: Sequence[np.ndarray] | Mapping[str, np.ndarray], prob_sum: np.ndarray,
-                fused: np.ndarray, labels: np.ndarray) -> ClassStats:
+                fused: np.ndarray, labels: np.ndarray, grid_hu: np.ndarray | None = None) -> ClassStats:
     """Statistics of ``labels`` (the cleaned result) against the views that made it.
 
     ``prob_sum``: (K, z, y, x) float32 softmax probabilities summed over the views;
-    ``fused``: the labels before clean-up."""
+    ``fused``: the labels before clean-up; ``grid_hu``: the framed CT the views saw (for the
+    image evidence of ``shape_evidence``; None: those two measures are NaN)."""
     views = list(view_labels.values()) if isinstance(view_labels, Mapping) else list(view_labels)
     k = prob_sum.shape[0]
     n = max(len(views), 1)
@@ -79,4 +86,4 @@ def class_stats(view_labels: Sequence[np.ndarray] | Mapping[str, np.ndarray], pr
         margin_sum += np.bincount(labels[z].reshape(-1), weights=margin.reshape(-1), minlength=k)[:k]
     with np.errstate(invalid="ignore", divide="ignore"):
         margin_mean = np.where(result > 0, margin_sum / np.maximum(result, 1), np.nan)
-    return ClassStats(result, fused_counts, view_dice, margin_mean, len(views))
+    return ClassStats(result, fused_counts, view_dice, margin_mean, len(views), shape_stats(labels, grid_hu, k))

@@ -35,7 +35,7 @@ def fuse_and_clean(outputs: ViewOutputs, fusion: str = "vote", clean: bool = Tru
     labels = cleanup.keep_largest_components(fused) if clean else fused.copy()
     seconds["clean"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    stats = class_stats(views, prob_sum, fused, labels)
+    stats = class_stats(views, prob_sum, fused, labels, outputs.grid_hu)
     seconds["agreement"] = time.perf_counter() - t0
     return ThighPrediction(labels, fused, disagree, confidence, view_labels, fusion, outputs.device, seconds,
                            stats)

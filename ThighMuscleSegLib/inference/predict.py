@@ -127,8 +127,9 @@ def _run_views(grids: dict[str, np.ndarray], model: Model, dev: torch.device, ba
             outputs = run_views(volumes, nets, settings.num_classes, settings.channel_offsets_voxels(), dev,
                                 batch_size, lanes, progress)
     wall = time.perf_counter() - t0
-    for o in outputs.values():
+    for k, o in outputs.items():
         o.seconds["infer"] = wall  # the views' lane seconds overlap: this is the wall time they took
+        o.grid_hu = grids[k]
     return outputs
 
 

@@ -34,3 +34,4 @@ class ViewOutputs:
     prob_sum: np.ndarray  # float32 (K, z, y, x): softmax probabilities summed over the views
     device: str
     seconds: dict[str, float] = field(default_factory=dict)
+    grid_hu: np.ndarray | None = None  # the framed CT (HU) the views saw: the quality flag's image evidence
