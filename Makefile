@@ -111,19 +111,25 @@ evaluate-model: $(STAMP)
 		echo "== $$s: inside the fields"; $(VENV)/bin/thighseg evaluate $(EVAL)/$$s/pred $(EVAL)/$$s/cases --scope field --out $(EVAL)/$$s/evaluation-field | grep "^| all"; done
 	$(MAKE) calibrate-quality-eval
 
-# Calibrates the per-muscle quality flag (docs/quality.md) for MODEL on 16 held-out phantoms of
-# the adult population (seeds 70000-70015, used by nothing else): each is segmented, 3
-# deliberately damaged copies of each thigh's prediction are added as extra failures, the
-# logistic score is fitted and its threshold chosen on leave-one-case-out confidences, and the
-# result is installed as ThighMuscleSegLib/data/quality_calibration.json (commit it with the
-# model). ROC (roc.png, roc.json), summary.md and samples.csv go to $(QUALITY)/calibration.
+# Calibrates the per-muscle quality flag (docs/quality.md) for MODEL on held-out phantoms used
+# by nothing else: 16 of the adult population (seeds 70000-70015) and 8 of the one template
+# body (generator 1.0, seeds 7000-7007: single muscles atrophied on one side, so that a real
+# asymmetry is not taken for a failure). Each is segmented, 3 deliberately damaged copies of
+# each thigh's prediction are added as extra failures, the logistic score is fitted and its
+# threshold chosen on leave-one-case-out confidences, and the result is installed as
+# ThighMuscleSegLib/data/quality_calibration.json (commit it with the model). ROC (roc.png,
+# roc.json), summary.md and samples.csv go to $(QUALITY)/calibration.
 QUALITY_SEED ?= 70000
 QUALITY_CASES ?= 16
+QUALITY_TEMPLATE_SEED ?= 7000
+QUALITY_TEMPLATE_CASES ?= 8
 QUALITY := $(DATA)/quality-$(QUALITY_SEED)
 calibrate-quality: $(STAMP)
 	test -d $(QUALITY)/cases || $(VENV)/bin/thighseg phantom $(QUALITY)/cases --cases $(QUALITY_CASES) --seed $(QUALITY_SEED)
-	$(VENV)/bin/thighseg calibrate-quality $(QUALITY)/cases --model $(MODEL) --damage-per-thigh 3 --seed 0 \
-		--device $(or $(DEVICE),auto) --out $(QUALITY)/calibration --install
+	test -d $(QUALITY)/template || $(VENV)/bin/thighseg phantom $(QUALITY)/template --cases $(QUALITY_TEMPLATE_CASES) \
+		--seed $(QUALITY_TEMPLATE_SEED) $(LEGACY)
+	$(VENV)/bin/thighseg calibrate-quality $(QUALITY)/cases $(QUALITY)/template --model $(MODEL) --damage-per-thigh 3 \
+		--seed 0 --device $(or $(DEVICE),auto) --out $(QUALITY)/calibration --install
 
 # The installed quality flag scored, not refitted, on the phantoms evaluate-model made
 # ($(DATA)/eval/*/cases): ROC, AUROC, sensitivity and false alarms at its threshold.
