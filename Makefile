@@ -8,7 +8,7 @@ TORCH_INDEX ?=
 STAMP := $(VENV)/.installed
 
 .PHONY: setup demo test bench bench-gpu resources clean default-model population-model evaluate-model calibrate-quality \
-	calibrate-quality-eval repeatability
+	calibrate-quality-eval repeatability muscle-positions
 
 setup: $(STAMP)
 
@@ -110,6 +110,18 @@ evaluate-model: $(STAMP)
 	for s in $(SETS); do echo "== $$s: whole CT"; $(VENV)/bin/thighseg evaluate $(EVAL)/$$s/pred $(EVAL)/$$s/cases --out $(EVAL)/$$s/evaluation | grep "^| all"; \
 		echo "== $$s: inside the fields"; $(VENV)/bin/thighseg evaluate $(EVAL)/$$s/pred $(EVAL)/$$s/cases --scope field --out $(EVAL)/$$s/evaluation-field | grep "^| all"; done
 	$(MAKE) calibrate-quality-eval
+
+# Where each muscle lies around the femur in other bodies (the quality flag's position prior,
+# ThighMuscleSegLib/quality_positions.py), from the ground truth of phantoms used by nothing
+# else: 12 bodies of the adult population (seeds 90000-90011) and 4 of the template body
+# (seeds 9000-9003). Installs ThighMuscleSegLib/data/muscle_positions.json; run
+# calibrate-quality after it.
+POSITIONS := $(DATA)/muscle-positions
+muscle-positions: $(STAMP)
+	test -d $(POSITIONS)/population || $(VENV)/bin/thighseg phantom $(POSITIONS)/population --cases 12 --seed 90000
+	test -d $(POSITIONS)/template || $(VENV)/bin/thighseg phantom $(POSITIONS)/template --cases 4 --seed 9000 $(LEGACY)
+	$(PY) -m ThighMuscleSegLib.quality_positions $(POSITIONS)/population $(POSITIONS)/template \
+		--out $(POSITIONS)/muscle_positions.json --install
 
 # Calibrates the per-muscle quality flag (docs/quality.md) for MODEL on held-out phantoms used
 # by nothing else: 16 of the adult population (seeds 70000-70015) and 8 of the one template

@@ -103,7 +103,8 @@ def test_peers_on_two_tiny_thigh_fields(capsys):
     for spec in specs:
         seconds, d = result["peers"][spec.name], result["details"][spec.name]
         assert seconds > 0
-        assert result["ratios"][spec.name] == pytest.approx(seconds / result["views_s"], rel=0.02)
+        # ratios are printed to 0.01 and seconds to 0.001 s: a small ratio carries that rounding
+        assert result["ratios"][spec.name] == pytest.approx(seconds / result["views_s"], rel=0.02, abs=0.006)
         assert d["image"] == [round(16 * 2.0 / spec.spacing_mm)] * 3 and len(d["tiles_per_thigh"]) == 2
         tiles = d["tiles_per_thigh"][0]  # GFLOP are rounded to 0.1 per patch and per thigh
         assert result["gflop"][spec.name] == pytest.approx(d["gflop_per_patch"] * tiles, abs=0.05 * tiles + 0.1)

@@ -208,3 +208,21 @@ def test_calibration_on_images_measures_clean_and_damaged_muscles(small_phantom,
     assert sum(1 for s in rows if not s["damaged"]) == 20
     assert 1 <= sum(1 for s in rows if s["damaged"]) <= 4
     assert all(0.0 <= s["dice"] <= 1.0 and all(math.isfinite(s[f]) for f in Q.FEATURES) for s in rows)
+
+
+def test_the_threshold_reaches_the_sensitivity_target_with_its_lower_bound():
+    """On 100 positives, 90 flagged is a 90 % estimate but a lower bound near 84 %: the threshold
+    goes on until the bound reaches 90 % (96 of 100 flagged here), not stopping at the estimate."""
+    from ThighMuscleSegLib import quality_fit as F
+
+    assert F.sensitivity_lower_bound(90, 100) == pytest.approx(0.8396, abs=1e-4)  # Wilson, z = 1.645
+    positives = np.linspace(0.0, 0.5, 100)
+    negatives = np.linspace(0.505, 1.0, 100)
+    conf = np.concatenate([positives, negatives])
+    y = np.concatenate([np.ones(100, bool), np.zeros(100, bool)])
+    point = F.choose_threshold(conf, y, sensitivity=0.90)
+    assert point["sensitivity_lower_bound"] >= 0.90
+    assert point["flagged_positives"] == min(k for k in range(101) if F.sensitivity_lower_bound(k, 100) >= 0.90)
+    assert point["false_alarm_rate"] == 0.0 and point["targets_met"]
+    few = F.choose_threshold(conf[[0, 1, 150, 160]], y[[0, 1, 150, 160]], sensitivity=0.90)
+    assert few["flagged_positives"] == 2 and few["flagged_negatives"] == 0  # too few to bound: catch them all

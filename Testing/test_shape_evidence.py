@@ -62,3 +62,13 @@ def test_without_the_image_only_the_shape_is_measured():
     labels, _ = _cylinders()
     s = shape_stats(labels, None, K)
     assert s.area_step[1] == 0.0 and np.isnan(s.unclaimed_rim[1]) and np.isnan(s.foreign_tissue[1])
+
+
+def test_position_is_the_direction_and_relative_distance_from_the_field_axis():
+    labels, _ = _cylinders()
+    s = shape_stats(labels, None, K)
+    centre = ((SHAPE[1] - 1) / 2, (SHAPE[2] - 1) / 2)
+    for k, (cy, cx) in ((1, (24, 20)), (2, (24, 37))):
+        assert s.angle[k] == pytest.approx(np.arctan2(cy - centre[0], cx - centre[1]), abs=0.02)
+    thigh_radius = np.sqrt((labels[0] > 0).sum() / np.pi)
+    assert s.radius[1] == pytest.approx(np.hypot(24 - centre[0], 20 - centre[1]) / thigh_radius, rel=0.02)

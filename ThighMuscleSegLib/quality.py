@@ -1,6 +1,6 @@
 """Quality flag: per muscle and side, a confidence that the segmentation is right, and a verdict.
 
-Ten features per muscle and side (each 0 for a perfect, certain result; docs/quality.md):
+Eleven features per muscle and side (each 0 for a perfect, certain result; docs/quality.md):
 
 ==================== ===========================================================================
 ``view_disagreement`` 1 − mean over the views of the Dice between the view's own mask of the
@@ -17,9 +17,11 @@ Ten features per muscle and side (each 0 for a perfect, certain result; docs/qua
 ``centroid_step``     largest jump of the cross-section's centre between neighbouring slices
 ``unclaimed_rim``     share of the rim around the muscle that reads as muscle but no muscle holds
 ``foreign_tissue``    share of the muscle's voxels that read as fat or bone
+``position_offset``   how many spreads the muscle lies, around the femur, from where it lies in
+                      other bodies (quality_positions.py)
 ==================== ===========================================================================
 
-The last four look at the result itself on the model grid (inference/shape_evidence.py): what
+The last five look at the result itself on the model grid (inference/shape_evidence.py): what
 is left to see when all three views agree on the same mistake.
 
 They are combined by one logistic model, ``p = 1 / (1 + exp(-(b + Σ w_i (f_i − μ_i) / σ_i)))``,
@@ -42,10 +44,11 @@ from pathlib import Path
 from . import classes as C
 from .io import InputError
 from .measure import MuscleVolume, asymmetry_percent
+from .quality_positions import position_offset
 from .reference_volumes import plausible_range_cm3, reference_share
 
 FEATURES = ("view_disagreement", "low_margin", "removed_share", "volume_deviation", "asymmetry",
-            "share_deviation", "area_step", "centroid_step", "unclaimed_rim", "foreign_tissue")
+            "share_deviation", "area_step", "centroid_step", "unclaimed_rim", "foreign_tissue", "position_offset")
 MAX_VOLUME_DEVIATION = 3.0  # e^3 = 20x outside the range: anything beyond is equally wrong
 # Caps of the open-ended features: beyond them a muscle is equally wrong, and a logistic model
 # must not be ruled by one extreme sample.
@@ -149,9 +152,16 @@ def _shape(stats, name: str, model_id: int, cap: float = 1.0) -> float:
     return 0.0 if math.isnan(value) else min(value, cap)  # NaN: no evidence (no image, no muscle)
 
 
+def _position_offset(stats, model_id: int, key: str) -> float:
+    shape = getattr(stats, "shape", None)
+    if shape is None:
+        return 0.0
+    return position_offset(key, float(shape.angle[model_id]), float(shape.radius[model_id]))
+
+
 def muscle_features(stats, model_id: int, key: str, volume_cm3: float, other_side_cm3: float | None,
                     thigh_cm3: float = 0.0) -> dict:
-    """The ten features of one muscle; ``stats`` is the thigh's inference.agreement.ClassStats,
+    """The eleven features of one muscle; ``stats`` is the thigh's inference.agreement.ClassStats,
     ``thigh_cm3`` the volume of all muscles of its thigh (0: unknown, no share feature)."""
     dice, margin = float(stats.view_dice[model_id]), float(stats.margin[model_id])
     asym = 0.0 if other_side_cm3 is None else asymmetry_percent(volume_cm3, other_side_cm3)
@@ -164,7 +174,8 @@ def muscle_features(stats, model_id: int, key: str, volume_cm3: float, other_sid
             "area_step": _shape(stats, "area_step", model_id, MAX_AREA_STEP),
             "centroid_step": _shape(stats, "centroid_step", model_id, MAX_CENTROID_STEP),
             "unclaimed_rim": _shape(stats, "unclaimed_rim", model_id),
-            "foreign_tissue": _shape(stats, "foreign_tissue", model_id)}
+            "foreign_tissue": _shape(stats, "foreign_tissue", model_id),
+            "position_offset": _position_offset(stats, model_id, key)}
 
 
 def feature_rows(stats_by_side: dict, volumes_cm3: dict[int, float]) -> list[tuple]:

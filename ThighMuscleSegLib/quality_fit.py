@@ -7,7 +7,8 @@
 - ``auroc``: the Mann-Whitney probability that a positive (Dice below target) has a lower
   confidence than a negative; ties count one half.
 - ``choose_threshold``: the lowest confidence threshold (fewest flags) that still flags at
-  least ``sensitivity`` of the positives, when the false-alarm rate there is within
+  least ``sensitivity`` of the positives (by the one-sided 95 % Wilson lower bound of the
+  flagged share, so that new cases keep it), when the false-alarm rate there is within
   ``false_alarms``. When both cannot be had, sensitivity comes first by default (a missed
   failure costs more than a look); ``prefer="false-alarms"`` keeps the false-alarm target
   instead. Either way the other choice is reported beside it.
@@ -16,6 +17,8 @@
 """
 
 from __future__ import annotations
+
+import math
 
 import numpy as np
 
@@ -113,6 +116,19 @@ def operating_point(confidence: np.ndarray, positive: np.ndarray, threshold: flo
 
 
 PREFERENCES = ("sensitivity", "false-alarms")
+# The threshold must reach the sensitivity target with its one-sided 95 % lower bound, not only
+# its estimate: on new cases the sensitivity was measured lower than where it was chosen.
+SENSITIVITY_Z = 1.645
+
+
+def sensitivity_lower_bound(flagged: int, positives: int, z: float = SENSITIVITY_Z) -> float:
+    """One-sided lower confidence bound of flagged / positives (Wilson score interval)."""
+    if positives == 0:
+        return float("nan")
+    p, n = flagged / positives, positives
+    centre = p + z * z / (2 * n)
+    spread = z * math.sqrt(p * (1 - p) / n + z * z / (4 * n * n))
+    return (centre - spread) / (1 + z * z / n)
 
 
 def _cut(levels: np.ndarray, i: int) -> float:
@@ -137,7 +153,9 @@ def best_within_false_alarms(confidence: np.ndarray, positive: np.ndarray, false
 def choose_threshold(confidence: np.ndarray, positive: np.ndarray, sensitivity: float = 0.90,
                      false_alarms: float = 0.10, prefer: str = "sensitivity") -> dict:
     """The threshold (cuts lie halfway between confidence levels). Both targets when they can be
-    met together (the fewest flags reaching ``sensitivity``); otherwise ``prefer`` decides:
+    met together (the fewest flags whose sensitivity's one-sided 95 % lower bound reaches
+    ``sensitivity``; with too few positives for that, the fewest flags catching them all);
+    otherwise ``prefer`` decides:
     "sensitivity" keeps the sensitivity target (more false alarms), "false-alarms" keeps the
     false-alarm target (fewer failures caught)."""
     c, pos = np.asarray(confidence, float), np.asarray(positive, bool)
@@ -147,18 +165,22 @@ def choose_threshold(confidence: np.ndarray, positive: np.ndarray, sensitivity: 
         raise ValueError(f"prefer must be one of {PREFERENCES}, not {prefer!r}")
     levels = np.unique(c)
     point = None
+    all_caught = None
     for i in range(len(levels)):
         candidate = operating_point(c, pos, _cut(levels, i))
-        if candidate["sensitivity"] >= sensitivity:
+        if sensitivity_lower_bound(candidate["flagged_positives"], candidate["positives"]) >= sensitivity:
             point = candidate
             break
+        if all_caught is None and candidate["sensitivity"] >= 1.0:
+            all_caught = candidate
     if point is None:
-        point = operating_point(c, pos, _cut(levels, len(levels) - 1))
+        point = all_caught or operating_point(c, pos, _cut(levels, len(levels) - 1))
+    point = dict(point)
+    point["sensitivity_lower_bound"] = sensitivity_lower_bound(point["flagged_positives"], point["positives"])
     alternative = best_within_false_alarms(c, pos, false_alarms)
     met = bool(point["sensitivity"] >= sensitivity and point["false_alarm_rate"] <= false_alarms)
     if not met and prefer == "false-alarms":
-        point, alternative = alternative, point
-    point = dict(point)
+        point, alternative = dict(alternative), point
     point["targets"] = {"sensitivity": sensitivity, "false_alarm_rate": false_alarms, "prefer": prefer}
     point["targets_met"] = met
     point["other_choice"] = None if met else alternative  # what the other preference would give

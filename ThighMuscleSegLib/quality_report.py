@@ -115,8 +115,8 @@ def summary_markdown(cal: Q.Calibration, report: dict) -> str:
     else:
         source = (f"The installed calibration (fitted {fitted.get('date')} for `{fitted.get('model')}`) scored on "
                   f"{len(report['cases'])} other cases; nothing was fitted.")
-    how = ("chosen on the leave-one-case-out confidences: the fewest flags with sensitivity ≥ "
-           f"{_pct(point['targets']['sensitivity'])}" if fit else "the installed one")
+    how = ("chosen on the leave-one-case-out confidences: the fewest flags whose sensitivity's one-sided "
+           f"95 % lower bound is ≥ {_pct(point['targets']['sensitivity'])}" if fit else "the installed one")
     lines = [
         "# Quality flag " + ("calibration" if fit else "evaluation"), "", source, "",
         f"Samples: {report['samples']} muscles ({report['damaged_samples']} of them deliberately damaged), "

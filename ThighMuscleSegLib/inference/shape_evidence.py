@@ -16,6 +16,12 @@ model grid (2 mm, the femur along z):
   outside it; a right one ends at fat, bone or its neighbour.
 - ``foreign_tissue``: the share of the muscle's voxels that read as fat or bone
   (``FOREIGN_HU``): a muscle drawn over the subcutaneous fat or the femur.
+- ``angle``, ``radius``: where the muscle lies around the femur (the field's axis): the
+  area-weighted circular mean direction of its sections' centres (radians, atan2 of y and x
+  of the grid), and their mean distance from the axis over the radius of a disc as large as
+  all muscle of the slice. Not signs of failure themselves: the quality flag compares them
+  with where the muscle lies in other bodies (quality_positions.py), which catches two
+  muscles swapped consistently by every view.
 
 Each is 0 for a smooth, well-placed result. Without the grid's HU (a caller that has none)
 the two image features are NaN, which the flag reads as "no evidence".
@@ -49,20 +55,24 @@ class ShapeStats:
     centroid_step: np.ndarray
     unclaimed_rim: np.ndarray
     foreign_tissue: np.ndarray
+    angle: np.ndarray
+    radius: np.ndarray
 
 
 def shape_stats(labels: np.ndarray, grid_hu: np.ndarray | None, num_classes: int) -> ShapeStats:
     """The four measures of every muscle class of ``labels`` (model ids, (z, y, x)); ``grid_hu``:
     the framed CT on the same grid, or None."""
     out = {name: np.full(num_classes, np.nan) for name in ("area_step", "centroid_step", "unclaimed_rim",
-                                                           "foreign_tissue")}
+                                                           "foreign_tissue", "angle", "radius")}
     boxes = ndimage.find_objects(labels, max_label=num_classes - 1)
+    muscle_area = (labels > 0).sum(axis=(1, 2)).astype(np.float64)
     for k, box in enumerate(boxes, start=1):
         if box is None:
             continue
         box = _padded(box, labels.shape)
         mask = labels[box] == k
         out["area_step"][k], out["centroid_step"][k] = _profile_steps(mask)
+        out["angle"][k], out["radius"][k] = _position(mask, box, labels.shape, muscle_area[box[0]])
         if grid_hu is not None:
             hu = grid_hu[box]
             out["unclaimed_rim"][k] = _unclaimed_rim(mask, labels[box] == 0, hu)
@@ -95,6 +105,21 @@ def _profile_steps(mask: np.ndarray) -> tuple[float, float]:
         return area_step, 0.0
     jumps = np.hypot(np.diff(cy), np.diff(cx))[pairs]
     return area_step, float(jumps.max())
+
+
+def _position(mask: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...],
+              muscle_area: np.ndarray) -> tuple[float, float]:
+    """(angle, relative radius) of the muscle around the field's axis (see the module docstring)."""
+    area = mask.sum(axis=(1, 2)).astype(np.float64)
+    present = area > 0
+    a = area[present]
+    dy = (mask.sum(axis=2) * np.arange(box[1].start, box[1].stop)).sum(axis=1)[present] / a - (shape[1] - 1) / 2
+    dx = (mask.sum(axis=1) * np.arange(box[2].start, box[2].stop)).sum(axis=1)[present] / a - (shape[2] - 1) / 2
+    dist = np.hypot(dy, dx)
+    with np.errstate(invalid="ignore", divide="ignore"):
+        angle = float(np.arctan2((a * dy / dist).sum(), (a * dx / dist).sum())) if (dist > 0).all() else 0.0
+    thigh_radius = np.sqrt(muscle_area[present] / np.pi)
+    return angle, float((a * dist / thigh_radius).sum() / a.sum())
 
 
 def _unclaimed_rim(mask: np.ndarray, background: np.ndarray, hu: np.ndarray) -> float:
