@@ -8,8 +8,10 @@ import SimpleITK as sitk
 
 from ThighMuscleSegLib import classes as C
 from ThighMuscleSegLib import framing
-from ThighMuscleSegLib.quality_positions import (MAX_POSITION_OFFSET, build, load_positions, position_offset,
-                                                 thigh_positions)
+from ThighMuscleSegLib.inference.shape_evidence import shape_stats
+from ThighMuscleSegLib.quality_positions import (MAX_POSITION_OFFSET, build, layout_offset, load_pairs,
+                                                 load_positions, muscle_layout_offset, pair_key, position_offset,
+                                                 thigh_layout, thigh_positions)
 
 
 def test_the_installed_prior_knows_every_muscle():
@@ -17,6 +19,23 @@ def test_the_installed_prior_knows_every_muscle():
     assert set(prior) == {m.key for m in C.CLASSES}
     for p in prior.values():
         assert -math.pi <= p["angle"] <= math.pi and 0 < p["angle_sd"] < 1 and p["radius"] > 0 < p["radius_sd"]
+
+
+def test_the_installed_layout_holds_the_close_neighbours():
+    pairs = load_pairs()
+    for a, b in (("vastus_lateralis", "vastus_intermedius"), ("semitendinosus", "semimembranosus")):
+        p = pairs[pair_key(a, b)]
+        assert p["thighs"] >= 16 and 0 < p["radius_sd"] < 1 and 0 < p["angle_sd"] < 1
+
+
+def test_layout_offset_reads_a_pair_from_either_end():
+    pairs = {pair_key("gracilis", "sartorius"): {"angle": 0.5, "angle_sd": 0.1, "radius": 0.2, "radius_sd": 0.1}}
+    # the prior holds gracilis -> sartorius; measured from sartorius the same layout is negated
+    assert layout_offset("gracilis", {"sartorius": 0.5}, {"sartorius": 0.2}, pairs) == 0.0
+    assert layout_offset("sartorius", {"gracilis": -0.5}, {"gracilis": -0.2}, pairs) == 0.0
+    assert layout_offset("sartorius", {"gracilis": -0.5}, {"gracilis": 0.1}, pairs) == pytest.approx(3.0)
+    # pairs the prior does not hold, or not side by side in the result, are no evidence
+    assert layout_offset("gracilis", {"adductors": 2.0, "sartorius": math.nan}, {"adductors": 1.0}, pairs) == 0.0
 
 
 def test_offset_counts_spreads_and_wraps_the_angle():
@@ -44,3 +63,23 @@ def test_a_prior_from_a_phantom_tells_swapped_muscles(small_phantom):
         assert position_offset(key, *right[key], prior) < 2.0
         assert position_offset(key, *wrong[key], prior) > 5.0
     assert position_offset("gracilis", *wrong["gracilis"], prior) < 2.0  # untouched
+
+
+def test_a_layout_from_a_phantom_tells_close_neighbours_swapped(small_phantom):
+    built = build([small_phantom], log=lambda _: None)
+    assert pair_key("vastus_intermedius", "vastus_lateralis") in built["pairs"]
+    ct = sitk.ReadImage(str(small_phantom / "ct.nii.gz"))
+    gt = sitk.ReadImage(str(small_phantom / "labels.nii.gz"))
+    frame = next(f for f in framing.frame_thighs(ct) if f.side == "right")
+    ids = C.ct_labels_to_model_ids(framing.to_grid(gt, frame, "nearest"), "right")
+    a, b = C.by_key("vastus_lateralis").model_id, C.by_key("vastus_intermedius").model_id
+    swapped = ids.copy()
+    swapped[ids == a], swapped[ids == b] = b, a
+
+    def offset(key, labels):
+        return muscle_layout_offset(shape_stats(labels, None, C.NUM_MODEL_CLASSES), key, built["pairs"])
+
+    for key in ("vastus_lateralis", "vastus_intermedius"):
+        assert offset(key, ids) < 2.0 and offset(key, swapped) > 4.0
+    assert offset("gracilis", swapped) < 2.0  # two of its nine pairs changed: the median does not move
+    assert thigh_layout(ids).keys() <= built["pairs"].keys()

@@ -72,3 +72,39 @@ def test_position_is_the_direction_and_relative_distance_from_the_field_axis():
         assert s.angle[k] == pytest.approx(np.arctan2(cy - centre[0], cx - centre[1]), abs=0.02)
     thigh_radius = np.sqrt((labels[0] > 0).sum() / np.pi)
     assert s.radius[1] == pytest.approx(np.hypot(24 - centre[0], 20 - centre[1]) / thigh_radius, rel=0.02)
+
+
+def test_layout_is_where_one_muscle_lies_from_another_and_turns_with_nothing():
+    side = 64
+    z, y, x = np.ogrid[:SHAPE[0], :side, :side]
+    labels = np.zeros((SHAPE[0], side, side), np.uint8)
+    labels[np.broadcast_to((y - 31.5) ** 2 + (x - 20) ** 2 <= 64, labels.shape)] = 1
+    labels[np.broadcast_to((y - 44) ** 2 + (x - 40) ** 2 <= 36, labels.shape) & (labels == 0)] = 2
+    s = shape_stats(labels, None, K)
+    assert s.pair_angle[1, 2] == pytest.approx(s.angle[2] - s.angle[1], abs=1e-9)
+    assert s.pair_radius[1, 2] == pytest.approx(s.radius[2] - s.radius[1], abs=1e-9)
+    assert s.pair_angle[2, 1] == -s.pair_angle[1, 2] and s.pair_radius[2, 1] == -s.pair_radius[1, 2]
+    assert np.isnan(s.pair_angle[1, 1]) and np.isnan(s.pair_radius[0, 1])
+    # the whole thigh turned by 90 degrees about the field's axis: the places move, the layout stays
+    turned = shape_stats(np.ascontiguousarray(np.rot90(labels, axes=(1, 2))), None, K)
+    assert abs(np.remainder(turned.angle[1] - s.angle[1], 2 * np.pi) - 1.5 * np.pi) < 0.02
+    assert turned.pair_angle[1, 2] == pytest.approx(s.pair_angle[1, 2], abs=0.02)
+    assert turned.pair_radius[1, 2] == pytest.approx(s.pair_radius[1, 2], abs=0.02)
+
+
+def test_muscles_side_by_side_over_too_few_slices_have_no_layout():
+    labels, _ = _cylinders()
+    labels[4:][labels[4:] == 2] = 0  # the second muscle only on 4 slices: under MIN_SHARED_SLICES
+    s = shape_stats(labels, None, K)
+    assert np.isnan(s.pair_angle[1, 2]) and np.isfinite(s.angle[2])
+
+
+def test_a_muscle_near_where_the_image_ends_is_told_by_its_share_there():
+    labels, hu = _cylinders()
+    hu[30:] = -1000.0  # the scan ends at slice 29: framing.to_grid's air beyond it
+    labels[30:] = 0
+    labels[:25][labels[:25] == 2] = 0  # muscle 2 only on slices 25-29: all within 10 mm of the end
+    s = shape_stats(labels, hu, K)
+    assert s.edge_share[2] == 1.0
+    assert s.edge_share[1] == pytest.approx(10 / 30)  # slices 0-4 (the grid's start) and 25-29 of 30
+    assert shape_stats(labels, None, K).edge_share[1] == pytest.approx(5 / 30)  # no image: the grid's ends

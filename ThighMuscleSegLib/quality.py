@@ -1,6 +1,6 @@
 """Quality flag: per muscle and side, a confidence that the segmentation is right, and a verdict.
 
-Eleven features per muscle and side (each 0 for a perfect, certain result; docs/quality.md):
+Thirteen features per muscle and side (each 0 for a perfect, certain result; docs/quality.md):
 
 ==================== ===========================================================================
 ``view_disagreement`` 1 − mean over the views of the Dice between the view's own mask of the
@@ -17,11 +17,16 @@ Eleven features per muscle and side (each 0 for a perfect, certain result; docs/
 ``centroid_step``     largest jump of the cross-section's centre between neighbouring slices
 ``unclaimed_rim``     share of the rim around the muscle that reads as muscle but no muscle holds
 ``foreign_tissue``    share of the muscle's voxels that read as fat or bone
+``edge_share``        share of the muscle's voxels within 10 mm of where the image ends (the
+                      scan's end, or the field's): a muscle cut there to a sliver
 ``position_offset``   how many spreads the muscle lies, around the femur, from where it lies in
                       other bodies (quality_positions.py)
+``layout_offset``     median over the other muscles beside it of how many spreads each lies,
+                      relative to this one, from where it lies in other bodies (the layout that
+                      two close neighbours swapped turn over; quality_positions.py)
 ==================== ===========================================================================
 
-The last five look at the result itself on the model grid (inference/shape_evidence.py): what
+The last seven look at the result itself on the model grid (inference/shape_evidence.py): what
 is left to see when all three views agree on the same mistake.
 
 They are combined by one logistic model, ``p = 1 / (1 + exp(-(b + Σ w_i (f_i − μ_i) / σ_i)))``,
@@ -44,11 +49,12 @@ from pathlib import Path
 from . import classes as C
 from .io import InputError
 from .measure import MuscleVolume, asymmetry_percent
-from .quality_positions import position_offset
+from .quality_positions import muscle_layout_offset, position_offset
 from .reference_volumes import plausible_range_cm3, reference_share
 
 FEATURES = ("view_disagreement", "low_margin", "removed_share", "volume_deviation", "asymmetry",
-            "share_deviation", "area_step", "centroid_step", "unclaimed_rim", "foreign_tissue", "position_offset")
+            "share_deviation", "area_step", "centroid_step", "unclaimed_rim", "foreign_tissue", "edge_share",
+            "position_offset", "layout_offset")
 MAX_VOLUME_DEVIATION = 3.0  # e^3 = 20x outside the range: anything beyond is equally wrong
 # Caps of the open-ended features: beyond them a muscle is equally wrong, and a logistic model
 # must not be ruled by one extreme sample.
@@ -147,21 +153,19 @@ def share_deviation(key: str, volume_cm3: float, thigh_cm3: float) -> float:
 
 
 def _shape(stats, name: str, model_id: int, cap: float = 1.0) -> float:
-    shape = getattr(stats, "shape", None)
-    value = float(getattr(shape, name)[model_id]) if shape is not None else math.nan
+    value = float(getattr(stats.shape, name)[model_id]) if stats.shape is not None else math.nan
     return 0.0 if math.isnan(value) else min(value, cap)  # NaN: no evidence (no image, no muscle)
 
 
 def _position_offset(stats, model_id: int, key: str) -> float:
-    shape = getattr(stats, "shape", None)
-    if shape is None:
+    if stats.shape is None:
         return 0.0
-    return position_offset(key, float(shape.angle[model_id]), float(shape.radius[model_id]))
+    return position_offset(key, float(stats.shape.angle[model_id]), float(stats.shape.radius[model_id]))
 
 
 def muscle_features(stats, model_id: int, key: str, volume_cm3: float, other_side_cm3: float | None,
                     thigh_cm3: float = 0.0) -> dict:
-    """The eleven features of one muscle; ``stats`` is the thigh's inference.agreement.ClassStats,
+    """The thirteen features of one muscle; ``stats`` is the thigh's inference.agreement.ClassStats,
     ``thigh_cm3`` the volume of all muscles of its thigh (0: unknown, no share feature)."""
     dice, margin = float(stats.view_dice[model_id]), float(stats.margin[model_id])
     asym = 0.0 if other_side_cm3 is None else asymmetry_percent(volume_cm3, other_side_cm3)
@@ -175,7 +179,9 @@ def muscle_features(stats, model_id: int, key: str, volume_cm3: float, other_sid
             "centroid_step": _shape(stats, "centroid_step", model_id, MAX_CENTROID_STEP),
             "unclaimed_rim": _shape(stats, "unclaimed_rim", model_id),
             "foreign_tissue": _shape(stats, "foreign_tissue", model_id),
-            "position_offset": _position_offset(stats, model_id, key)}
+            "edge_share": _shape(stats, "edge_share", model_id),
+            "position_offset": _position_offset(stats, model_id, key),
+            "layout_offset": 0.0 if stats.shape is None else muscle_layout_offset(stats.shape, key)}
 
 
 def feature_rows(stats_by_side: dict, volumes_cm3: dict[int, float]) -> list[tuple]:

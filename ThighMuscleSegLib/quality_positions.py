@@ -5,7 +5,11 @@ Two muscles swapped by all three views agree with each other and keep their shap
 the other should. ``inference/shape_evidence`` measures a muscle's direction and relative
 distance around the field's axis (the femur; left thighs mirrored, so both sides share one
 prior); this module holds their mean and spread over phantoms of many bodies, and
-``position_offset`` says how many spreads a result lies from them.
+``position_offset`` says how many spreads a result lies from them. Close neighbours (vastus
+lateralis and intermedius, semitendinosus and semimembranosus) lie within a spread of each
+other's place, so the prior also holds the layout: where each muscle lies relative to each
+other one (``shape_evidence``'s pair measures), which such a swap turns over, and
+``layout_offset`` says how far a result's layout lies from it.
 
 The prior is built from ground truth, never from predictions, on phantoms used for nothing
 else (``make muscle-positions``: 12 bodies of the adult population, seeds 90000-90011, and 4
@@ -33,6 +37,7 @@ POSITIONS_PATH = Path(__file__).resolve().parent / "data" / "muscle_positions.js
 MAX_POSITION_OFFSET = 10.0  # spreads: beyond this a muscle is equally misplaced
 MIN_ANGLE_SD = 0.05  # radians (3°): a floor, so that a prior from few bodies is not over-sure
 MIN_RADIUS_SD = 0.05
+MIN_PAIR_SHARE = 0.5  # a pair side by side in fewer of the prior's thighs has no layout to compare with
 
 
 def position_offset(key: str, angle: float, radius: float, prior: dict | None = None) -> float:
@@ -42,6 +47,42 @@ def position_offset(key: str, angle: float, radius: float, prior: dict | None = 
     p = prior.get(key)
     if p is None or not (math.isfinite(angle) and math.isfinite(radius)):
         return 0.0
+    return _spreads(angle, radius, p)
+
+
+def layout_offset(key: str, pair_angle: dict[str, float], pair_radius: dict[str, float],
+                  pairs: dict | None = None) -> float:
+    """Median distance, in spreads, of where the other muscles lie relative to muscle ``key``
+    (``pair_angle``/``pair_radius``: other class key -> shape_evidence's pair measures from
+    ``key`` to it) from that layout in other bodies; 0 when no pair can be compared."""
+    pairs = load_pairs() if pairs is None else pairs
+    offsets = []
+    for other, d_angle in pair_angle.items():
+        p = pairs.get(pair_key(key, other))
+        d_radius = pair_radius.get(other, math.nan)
+        if p is None or not (math.isfinite(d_angle) and math.isfinite(d_radius)):
+            continue
+        sign = 1.0 if key < other else -1.0  # the prior holds the pair in one direction
+        offsets.append(_spreads(sign * d_angle, sign * d_radius, p))
+    # The median: a muscle that moved is off against every other one; a neighbour of two
+    # muscles swapped is off against those two only.
+    return float(np.median(offsets)) if offsets else 0.0
+
+
+def muscle_layout_offset(shape, key: str, pairs: dict | None = None) -> float:
+    """``layout_offset`` of muscle ``key`` in one thigh's ``shape_evidence.ShapeStats``."""
+    k = C.by_key(key).model_id
+    others = [m for m in C.CLASSES if m.model_id != k]
+    return layout_offset(key, {m.key: float(shape.pair_angle[k, m.model_id]) for m in others},
+                         {m.key: float(shape.pair_radius[k, m.model_id]) for m in others}, pairs)
+
+
+def pair_key(a: str, b: str) -> str:
+    """The prior's name of a pair of class keys: the two sorted, "a|b" (measures from a to b)."""
+    return "|".join(sorted((a, b)))
+
+
+def _spreads(angle: float, radius: float, p: dict) -> float:
     d_angle = math.remainder(angle - p["angle"], 2 * math.pi)
     z = math.hypot(d_angle / max(p["angle_sd"], MIN_ANGLE_SD), (radius - p["radius"]) / max(p["radius_sd"], MIN_RADIUS_SD))
     return min(z, MAX_POSITION_OFFSET)
@@ -49,15 +90,26 @@ def position_offset(key: str, angle: float, radius: float, prior: dict | None = 
 
 def load_positions(path: str | Path | None = None) -> dict:
     """Class key -> {angle, angle_sd, radius, radius_sd} (the library's own file by default)."""
-    return _load(str(Path(path).resolve()) if path else str(POSITIONS_PATH))
+    return _load(str(Path(path).resolve()) if path else str(POSITIONS_PATH))[0]
+
+
+def load_pairs(path: str | Path | None = None) -> dict:
+    """pair_key -> {angle, angle_sd, radius, radius_sd}: the layout (the library's file by default)."""
+    return _load(str(Path(path).resolve()) if path else str(POSITIONS_PATH))[1]
+
+
+_FIELDS = ("angle", "angle_sd", "radius", "radius_sd")
+
+
+def _entry(v: dict) -> dict:
+    return {f: float(v[f]) for f in _FIELDS} | {"thighs": int(v.get("thighs", 0))}
 
 
 @lru_cache(maxsize=4)
-def _load(path: str) -> dict:
+def _load(path: str) -> tuple[dict, dict]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return {k: {f: float(v[f]) for f in ("angle", "angle_sd", "radius", "radius_sd")}
-                for k, v in data["muscles"].items()}
+        return ({k: _entry(v) for k, v in data["muscles"].items()}, {k: _entry(v) for k, v in data["pairs"].items()})
     except FileNotFoundError:
         raise InputError(f"the muscle position prior {path} is missing: reinstall, or run "
                          "`make muscle-positions`") from None
@@ -67,11 +119,34 @@ def _load(path: str) -> dict:
 
 def thigh_positions(ids: np.ndarray) -> dict[str, tuple[float, float]]:
     """Class key -> (angle, radius) of each muscle in one framed thigh's model ids."""
+    return _positions(_shape(ids))
+
+
+def thigh_layout(ids: np.ndarray) -> dict[str, tuple[float, float]]:
+    """pair_key -> (angle, radius) from the first to the second muscle of each pair that lies
+    side by side in one framed thigh's model ids."""
+    return _layout(_shape(ids))
+
+
+def _shape(ids: np.ndarray):
     from .inference.shape_evidence import shape_stats
 
-    stats = shape_stats(ids, None, C.NUM_MODEL_CLASSES)
+    return shape_stats(ids, None, C.NUM_MODEL_CLASSES)
+
+
+def _positions(stats) -> dict[str, tuple[float, float]]:
     return {m.key: (float(stats.angle[m.model_id]), float(stats.radius[m.model_id])) for m in C.CLASSES
             if math.isfinite(stats.angle[m.model_id])}
+
+
+def _layout(stats) -> dict[str, tuple[float, float]]:
+    out = {}
+    for a in C.CLASSES:
+        for b in C.CLASSES:
+            if a.key < b.key and math.isfinite(stats.pair_angle[a.model_id, b.model_id]):
+                out[pair_key(a.key, b.key)] = (float(stats.pair_angle[a.model_id, b.model_id]),
+                                               float(stats.pair_radius[a.model_id, b.model_id]))
+    return out
 
 
 def build(case_dirs: list[Path], log=print) -> dict:
@@ -81,27 +156,36 @@ def build(case_dirs: list[Path], log=print) -> dict:
     from . import framing
 
     seen: dict[str, list[tuple[float, float]]] = {m.key: [] for m in C.CLASSES}
+    seen_pairs: dict[str, list[tuple[float, float]]] = {}
+    thighs = 0
     for case in case_dirs:
         ct = sitk.ReadImage(str(case / "ct.nii.gz"))
         gt = sitk.ReadImage(str(case / "labels.nii.gz"))
         for frame in framing.frame_thighs(ct):
-            ids = C.ct_labels_to_model_ids(framing.to_grid(gt, frame, "nearest"), frame.side)
-            for key, pos in thigh_positions(ids).items():
+            stats = _shape(C.ct_labels_to_model_ids(framing.to_grid(gt, frame, "nearest"), frame.side))
+            thighs += 1
+            for key, pos in _positions(stats).items():
                 seen[key].append(pos)
+            for key, pos in _layout(stats).items():
+                seen_pairs.setdefault(key, []).append(pos)
         log(f"  {case}")
-    muscles = {}
     for key, pos in seen.items():
         if len(pos) < 2:
             raise InputError(f"{key}: found in {len(pos)} thigh(s) of these cases; a prior needs at least 2")
-        angles, radii = np.array(pos).T
-        mean = math.atan2(np.sin(angles).mean(), np.cos(angles).mean())
-        resultant = math.hypot(np.sin(angles).mean(), np.cos(angles).mean())
-        muscles[key] = {"angle": mean, "angle_sd": math.sqrt(max(-2 * math.log(max(resultant, 1e-12)), 0.0)),
-                        "radius": float(radii.mean()), "radius_sd": float(radii.std(ddof=1)), "thighs": len(pos)}
-    return {"muscles": muscles, "built": {"date": datetime.date.today().isoformat(),
-                                          "cases": [str(c) for c in case_dirs],
-                                          "command": "python -m ThighMuscleSegLib.quality_positions " +
-                                                     " ".join(sys.argv[1:])}}
+    pairs = {key: _spread(pos) for key, pos in sorted(seen_pairs.items())
+             if len(pos) >= max(2, MIN_PAIR_SHARE * thighs)}
+    built = {"date": datetime.date.today().isoformat(), "cases": [str(c) for c in case_dirs],
+             "command": "python -m ThighMuscleSegLib.quality_positions " + " ".join(sys.argv[1:])}
+    return {"muscles": {key: _spread(pos) for key, pos in seen.items()}, "pairs": pairs, "built": built}
+
+
+def _spread(pos: list[tuple[float, float]]) -> dict:
+    """Circular mean and spread of the angles, mean and SD of the radii, of ``pos``."""
+    angles, radii = np.array(pos).T
+    mean = math.atan2(np.sin(angles).mean(), np.cos(angles).mean())
+    resultant = math.hypot(np.sin(angles).mean(), np.cos(angles).mean())
+    return {"angle": mean, "angle_sd": math.sqrt(max(-2 * math.log(max(resultant, 1e-12)), 0.0)),
+            "radius": float(radii.mean()), "radius_sd": float(radii.std(ddof=1)), "thighs": len(pos)}
 
 
 def _case_dirs(paths: list[str]) -> list[Path]:
@@ -134,6 +218,7 @@ def main(argv: list[str] | None = None) -> int:
     for key, p in prior["muscles"].items():
         print(f"{key:20s} angle {math.degrees(p['angle']):7.1f}° ± {math.degrees(p['angle_sd']):5.1f}°  "
               f"radius {p['radius']:.2f} ± {p['radius_sd']:.2f}  ({p['thighs']} thighs)")
+    print(f"layout: {len(prior['pairs'])} pairs of muscles side by side")
     return 0
 
 
