@@ -111,7 +111,7 @@ evaluate-model: $(STAMP)
 		echo "== $$s: inside the fields"; $(VENV)/bin/thighseg evaluate $(EVAL)/$$s/pred $(EVAL)/$$s/cases --scope field --out $(EVAL)/$$s/evaluation-field | grep "^| all"; done
 	$(MAKE) calibrate-quality-eval
 
-# Where each muscle lies around the femur in other bodies (the quality flag's position prior,
+# Where each muscle lies around the femur and beside each other one in other bodies (the quality flag's position prior,
 # ThighMuscleSegLib/quality_positions.py), from the ground truth of phantoms used by nothing
 # else: 12 bodies of the adult population (seeds 90000-90011) and 4 of the template body
 # (seeds 9000-9003). Installs ThighMuscleSegLib/data/muscle_positions.json; run

@@ -9,9 +9,10 @@ import SimpleITK as sitk
 from ThighMuscleSegLib import classes as C
 from ThighMuscleSegLib import framing
 from ThighMuscleSegLib.inference.shape_evidence import shape_stats
-from ThighMuscleSegLib.quality_positions import (MAX_POSITION_OFFSET, build, layout_offset, load_pairs,
-                                                 load_positions, muscle_layout_offset, pair_key, position_offset,
-                                                 thigh_layout, thigh_positions)
+from ThighMuscleSegLib.quality_positions import (MAX_POSITION_OFFSET, MAX_PRIOR_FLIPS, build,
+                                                 flipped_share, layout_offset, load_pairs, load_positions,
+                                                 muscle_layout_offset, pair_key, position_offset, thigh_layout,
+                                                 thigh_positions)
 
 
 def test_the_installed_prior_knows_every_muscle():
@@ -83,3 +84,25 @@ def test_a_layout_from_a_phantom_tells_close_neighbours_swapped(small_phantom):
         assert offset(key, ids) < 2.0 and offset(key, swapped) > 4.0
     assert offset("gracilis", swapped) < 2.0  # two of its nine pairs changed: the median does not move
     assert thigh_layout(ids).keys() <= built["pairs"].keys()
+
+
+def test_flipped_share_counts_the_slices_where_close_neighbours_turn_over(small_phantom):
+    pairs = load_pairs()  # the installed layout, read on a phantom of another seed
+    assert pairs[pair_key("vastus_lateralis", "vastus_intermedius")]["flips"] <= MAX_PRIOR_FLIPS
+    ct = sitk.ReadImage(str(small_phantom / "ct.nii.gz"))
+    gt = sitk.ReadImage(str(small_phantom / "labels.nii.gz"))
+    frame = next(f for f in framing.frame_thighs(ct) if f.side == "right")
+    ids = C.ct_labels_to_model_ids(framing.to_grid(gt, frame, "nearest"), "right")
+    a, b = C.by_key("vastus_lateralis").model_id, C.by_key("vastus_intermedius").model_id
+    whole, half = ids.copy(), ids.copy()
+    whole[ids == a], whole[ids == b] = b, a
+    z = ids.shape[0] // 2
+    half[z:][ids[z:] == a], half[z:][ids[z:] == b] = b, a
+
+    def share(key, labels):
+        return flipped_share(shape_stats(labels, None, C.NUM_MODEL_CLASSES), key, pairs)
+
+    for key in ("vastus_lateralis", "vastus_intermedius"):
+        right, turned, half_turned = share(key, ids), share(key, whole), share(key, half)
+        assert right < 0.2 and turned > 0.8 and right < half_turned < turned
+    assert share("gracilis", whole) == share("gracilis", ids)  # its layout with each of them holds

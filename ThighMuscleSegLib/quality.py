@@ -1,6 +1,6 @@
 """Quality flag: per muscle and side, a confidence that the segmentation is right, and a verdict.
 
-Thirteen features per muscle and side (each 0 for a perfect, certain result; docs/quality.md):
+Fourteen features per muscle and side (each 0 for a perfect, certain result; docs/quality.md):
 
 ==================== ===========================================================================
 ``view_disagreement`` 1 − mean over the views of the Dice between the view's own mask of the
@@ -24,9 +24,11 @@ Thirteen features per muscle and side (each 0 for a perfect, certain result; doc
 ``layout_offset``     median over the other muscles beside it of how many spreads each lies,
                       relative to this one, from where it lies in other bodies (the layout that
                       two close neighbours swapped turn over; quality_positions.py)
+``flipped_share``     the largest share, over the muscles beside it, of the slices on which
+                      their layout is turned over (a swap over part or all of their length)
 ==================== ===========================================================================
 
-The last seven look at the result itself on the model grid (inference/shape_evidence.py): what
+The last eight look at the result itself on the model grid (inference/shape_evidence.py): what
 is left to see when all three views agree on the same mistake.
 
 They are combined by one logistic model, ``p = 1 / (1 + exp(-(b + Σ w_i (f_i − μ_i) / σ_i)))``,
@@ -49,12 +51,12 @@ from pathlib import Path
 from . import classes as C
 from .io import InputError
 from .measure import MuscleVolume, asymmetry_percent
-from .quality_positions import muscle_layout_offset, position_offset
+from .quality_positions import flipped_share, muscle_layout_offset, position_offset
 from .reference_volumes import plausible_range_cm3, reference_share
 
 FEATURES = ("view_disagreement", "low_margin", "removed_share", "volume_deviation", "asymmetry",
             "share_deviation", "area_step", "centroid_step", "unclaimed_rim", "foreign_tissue", "edge_share",
-            "position_offset", "layout_offset")
+            "position_offset", "layout_offset", "flipped_share")
 MAX_VOLUME_DEVIATION = 3.0  # e^3 = 20x outside the range: anything beyond is equally wrong
 # Caps of the open-ended features: beyond them a muscle is equally wrong, and a logistic model
 # must not be ruled by one extreme sample.
@@ -165,7 +167,7 @@ def _position_offset(stats, model_id: int, key: str) -> float:
 
 def muscle_features(stats, model_id: int, key: str, volume_cm3: float, other_side_cm3: float | None,
                     thigh_cm3: float = 0.0) -> dict:
-    """The thirteen features of one muscle; ``stats`` is the thigh's inference.agreement.ClassStats,
+    """The fourteen features of one muscle; ``stats`` is the thigh's inference.agreement.ClassStats,
     ``thigh_cm3`` the volume of all muscles of its thigh (0: unknown, no share feature)."""
     dice, margin = float(stats.view_dice[model_id]), float(stats.margin[model_id])
     asym = 0.0 if other_side_cm3 is None else asymmetry_percent(volume_cm3, other_side_cm3)
@@ -181,7 +183,8 @@ def muscle_features(stats, model_id: int, key: str, volume_cm3: float, other_sid
             "foreign_tissue": _shape(stats, "foreign_tissue", model_id),
             "edge_share": _shape(stats, "edge_share", model_id),
             "position_offset": _position_offset(stats, model_id, key),
-            "layout_offset": 0.0 if stats.shape is None else muscle_layout_offset(stats.shape, key)}
+            "layout_offset": 0.0 if stats.shape is None else muscle_layout_offset(stats.shape, key),
+            "flipped_share": 0.0 if stats.shape is None else flipped_share(stats.shape, key)}
 
 
 def feature_rows(stats_by_side: dict, volumes_cm3: dict[int, float]) -> list[tuple]:

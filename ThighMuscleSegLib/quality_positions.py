@@ -9,7 +9,8 @@ prior); this module holds their mean and spread over phantoms of many bodies, an
 lateralis and intermedius, semitendinosus and semimembranosus) lie within a spread of each
 other's place, so the prior also holds the layout: where each muscle lies relative to each
 other one (``shape_evidence``'s pair measures), which such a swap turns over, and
-``layout_offset`` says how far a result's layout lies from it.
+``layout_offset`` says how far a result's layout lies from it, ``flipped_share`` on how many
+of the slices two muscles share their layout is turned over.
 
 The prior is built from ground truth, never from predictions, on phantoms used for nothing
 else (``make muscle-positions``: 12 bodies of the adult population, seeds 90000-90011, and 4
@@ -37,6 +38,8 @@ POSITIONS_PATH = Path(__file__).resolve().parent / "data" / "muscle_positions.js
 MAX_POSITION_OFFSET = 10.0  # spreads: beyond this a muscle is equally misplaced
 MIN_ANGLE_SD = 0.05  # radians (3°): a floor, so that a prior from few bodies is not over-sure
 MIN_RADIUS_SD = 0.05
+MIN_FLIP_SPREADS = 3.0  # a layout nearer than this to its mirror image cannot be told turned over
+MAX_PRIOR_FLIPS = 0.02  # a pair turned over on more of its slices in the prior's own thighs varies by level
 MIN_PAIR_SHARE = 0.5  # a pair side by side in fewer of the prior's thighs has no layout to compare with
 
 
@@ -77,6 +80,44 @@ def muscle_layout_offset(shape, key: str, pairs: dict | None = None) -> float:
                          {m.key: float(shape.pair_radius[k, m.model_id]) for m in others}, pairs)
 
 
+def flipped_share(shape, key: str, pairs: dict | None = None) -> float:
+    """The largest share, over the other muscles whose layout with muscle ``key`` holds at
+    every level in the prior's thighs (``flips`` ≤ MAX_PRIOR_FLIPS: close neighbours; a muscle
+    across the thigh sits at ±180° and turns over by itself), of the slices both fill on which
+    that layout is turned over (``shape``: one thigh's shape_evidence.ShapeStats). 1 for two
+    neighbours swapped along their whole length, about 0.5 for half of it, near 0 when right."""
+    pairs = load_pairs() if pairs is None else pairs
+    a = C.by_key(key)
+    worst = 0.0
+    for b in C.CLASSES:
+        p = pairs.get(pair_key(a.key, b.key)) if b.model_id != a.model_id else None
+        if p is None or p["flips"] > MAX_PRIOR_FLIPS:
+            continue
+        first, second = (a, b) if a.key < b.key else (b, a)  # the prior holds the pair in key order
+        share = _turned_over(shape, first.model_id, second.model_id, p)
+        worst = max(worst, 0.0 if share is None else share)
+    return worst
+
+
+def _turned_over(shape, first: int, second: int, p: dict) -> float | None:
+    """Share of the slices both muscles fill on which ``second`` lies from ``first`` nearer (in
+    the prior's spreads) to the mirror image of the prior's layout ``p`` than to it; None when
+    they share too few slices or the layout is too near its mirror to tell."""
+    from .inference.shape_evidence import MIN_SHARED_SLICES  # the package imports torch: only when asked
+
+    sd_angle, sd_radius = max(p["angle_sd"], MIN_ANGLE_SD), max(p["radius_sd"], MIN_RADIUS_SD)
+    if math.hypot(p["angle"] / sd_angle, p["radius"] / sd_radius) < MIN_FLIP_SPREADS:
+        return None
+    d_angle = shape.section_angle[second] - shape.section_angle[first]
+    d_radius = shape.section_radius[second] - shape.section_radius[first]
+    shared = np.isfinite(d_angle) & np.isfinite(d_radius)
+    if shared.sum() < MIN_SHARED_SLICES:
+        return None
+    d_angle = np.remainder(d_angle[shared] + math.pi, 2 * math.pi) - math.pi
+    towards = d_angle * p["angle"] / sd_angle ** 2 + d_radius[shared] * p["radius"] / sd_radius ** 2
+    return float((towards < 0).mean())
+
+
 def pair_key(a: str, b: str) -> str:
     """The prior's name of a pair of class keys: the two sorted, "a|b" (measures from a to b)."""
     return "|".join(sorted((a, b)))
@@ -102,7 +143,8 @@ _FIELDS = ("angle", "angle_sd", "radius", "radius_sd")
 
 
 def _entry(v: dict) -> dict:
-    return {f: float(v[f]) for f in _FIELDS} | {"thighs": int(v.get("thighs", 0))}
+    # "flips" (pairs only): share of slices the prior's own thighs turn over; unknown = never used
+    return {f: float(v[f]) for f in _FIELDS} | {"thighs": int(v.get("thighs", 0)), "flips": float(v.get("flips", 1.0))}
 
 
 @lru_cache(maxsize=4)
@@ -157,13 +199,13 @@ def build(case_dirs: list[Path], log=print) -> dict:
 
     seen: dict[str, list[tuple[float, float]]] = {m.key: [] for m in C.CLASSES}
     seen_pairs: dict[str, list[tuple[float, float]]] = {}
-    thighs = 0
+    thighs = []
     for case in case_dirs:
         ct = sitk.ReadImage(str(case / "ct.nii.gz"))
         gt = sitk.ReadImage(str(case / "labels.nii.gz"))
         for frame in framing.frame_thighs(ct):
             stats = _shape(C.ct_labels_to_model_ids(framing.to_grid(gt, frame, "nearest"), frame.side))
-            thighs += 1
+            thighs.append(stats)
             for key, pos in _positions(stats).items():
                 seen[key].append(pos)
             for key, pos in _layout(stats).items():
@@ -173,7 +215,11 @@ def build(case_dirs: list[Path], log=print) -> dict:
         if len(pos) < 2:
             raise InputError(f"{key}: found in {len(pos)} thigh(s) of these cases; a prior needs at least 2")
     pairs = {key: _spread(pos) for key, pos in sorted(seen_pairs.items())
-             if len(pos) >= max(2, MIN_PAIR_SHARE * thighs)}
+             if len(pos) >= max(2, MIN_PAIR_SHARE * len(thighs))}
+    for key, p in pairs.items():
+        first, second = (C.by_key(k).model_id for k in key.split("|"))
+        shares = [v for v in (_turned_over(t, first, second, p) for t in thighs) if v is not None]
+        p["flips"] = float(np.mean(shares)) if shares else 1.0
     built = {"date": datetime.date.today().isoformat(), "cases": [str(c) for c in case_dirs],
              "command": "python -m ThighMuscleSegLib.quality_positions " + " ".join(sys.argv[1:])}
     return {"muscles": {key: _spread(pos) for key, pos in seen.items()}, "pairs": pairs, "built": built}

@@ -31,6 +31,9 @@ model grid (2 mm, the femur along z):
   Unlike the place of one muscle, this does not move when the whole thigh is rotated or
   its muscles are all larger or smaller: it is the layout (vastus intermedius always deeper
   than vastus lateralis, at every level), which two close neighbours swapped turn over.
+- ``section_angle``, ``section_radius`` (K x slices): the same per slice, for each muscle's
+  sections that are not tapering ends (NaN elsewhere): where a swap over part of a muscle
+  turns the layout over slice by slice (quality_positions.flipped_share).
 
 Each is 0 for a smooth, well-placed result. Without the grid's HU (a caller that has none)
 the two image features are NaN, which the flag reads as "no evidence".
@@ -75,6 +78,8 @@ class ShapeStats:
     radius: np.ndarray
     pair_angle: np.ndarray  # [i, j]: direction of j minus direction of i (radians)
     pair_radius: np.ndarray  # [i, j]: relative distance of j minus that of i
+    section_angle: np.ndarray  # [k, z]: direction of muscle k's section on slice z
+    section_radius: np.ndarray  # [k, z]: its relative distance
 
 
 @dataclass(frozen=True)
@@ -116,7 +121,12 @@ def shape_stats(labels: np.ndarray, grid_hu: np.ndarray | None, num_classes: int
             out["unclaimed_rim"][k] = _unclaimed_rim(mask, labels[box] == 0, hu)
             out["foreign_tissue"][k] = float(((hu[mask] < FOREIGN_HU[0]) | (hu[mask] > FOREIGN_HU[1])).mean())
     pair_angle, pair_radius = _layout(sections, num_classes)
-    return ShapeStats(**out, pair_angle=pair_angle, pair_radius=pair_radius)
+    section_angle, section_radius = np.full((2, num_classes, labels.shape[0]), np.nan)
+    for k, sec in sections.items():
+        big = sec.big()
+        section_angle[k, big], section_radius[k, big] = sec.angle[big], sec.radius[big]
+    return ShapeStats(**out, pair_angle=pair_angle, pair_radius=pair_radius, section_angle=section_angle,
+                      section_radius=section_radius)
 
 
 def _edge_slices(grid_hu: np.ndarray | None, depth: int) -> np.ndarray:
