@@ -3,6 +3,7 @@ where it belongs is near 0 spreads from it, two muscles swapped are far."""
 
 import math
 
+import numpy as np
 import pytest
 import SimpleITK as sitk
 
@@ -13,6 +14,23 @@ from ThighMuscleSegLib.quality_positions import (MAX_POSITION_OFFSET, MAX_PRIOR_
                                                  flipped_share, layout_offset, load_pairs, load_positions,
                                                  muscle_layout_offset, pair_key, position_offset, thigh_layout,
                                                  thigh_positions)
+
+
+def _right_thigh_truth(case) -> np.ndarray:
+    """The right thigh's ground truth on its model grid (model ids)."""
+    ct = sitk.ReadImage(str(case / "ct.nii.gz"))
+    gt = sitk.ReadImage(str(case / "labels.nii.gz"))
+    frame = next(f for f in framing.frame_thighs(ct) if f.side == "right")
+    return C.ct_labels_to_model_ids(framing.to_grid(gt, frame, "nearest"), "right")
+
+
+def _swapped(ids: np.ndarray, a: str, b: str, from_slice: int = 0) -> np.ndarray:
+    """``ids`` with muscles ``a`` and ``b`` exchanged from slice ``from_slice`` on."""
+    ia, ib = C.by_key(a).model_id, C.by_key(b).model_id
+    out = ids.copy()
+    part, orig = out[from_slice:], ids[from_slice:]
+    part[orig == ia], part[orig == ib] = ib, ia
+    return out
 
 
 def test_the_installed_prior_knows_every_muscle():
@@ -52,13 +70,8 @@ def test_offset_counts_spreads_and_wraps_the_angle():
 def test_a_prior_from_a_phantom_tells_swapped_muscles(small_phantom):
     prior = build([small_phantom], log=lambda _: None)["muscles"]
     assert set(prior) == {m.key for m in C.CLASSES} and all(p["thighs"] == 2 for p in prior.values())
-    ct = sitk.ReadImage(str(small_phantom / "ct.nii.gz"))
-    gt = sitk.ReadImage(str(small_phantom / "labels.nii.gz"))
-    frame = next(f for f in framing.frame_thighs(ct) if f.side == "right")
-    ids = C.ct_labels_to_model_ids(framing.to_grid(gt, frame, "nearest"), "right")
-    a, b = C.by_key("vastus_medialis").model_id, C.by_key("biceps_femoris").model_id
-    swapped = ids.copy()
-    swapped[ids == a], swapped[ids == b] = b, a
+    ids = _right_thigh_truth(small_phantom)
+    swapped = _swapped(ids, "vastus_medialis", "biceps_femoris")
     right, wrong = thigh_positions(ids), thigh_positions(swapped)
     for key in ("vastus_medialis", "biceps_femoris"):
         assert position_offset(key, *right[key], prior) < 2.0
@@ -69,13 +82,8 @@ def test_a_prior_from_a_phantom_tells_swapped_muscles(small_phantom):
 def test_a_layout_from_a_phantom_tells_close_neighbours_swapped(small_phantom):
     built = build([small_phantom], log=lambda _: None)
     assert pair_key("vastus_intermedius", "vastus_lateralis") in built["pairs"]
-    ct = sitk.ReadImage(str(small_phantom / "ct.nii.gz"))
-    gt = sitk.ReadImage(str(small_phantom / "labels.nii.gz"))
-    frame = next(f for f in framing.frame_thighs(ct) if f.side == "right")
-    ids = C.ct_labels_to_model_ids(framing.to_grid(gt, frame, "nearest"), "right")
-    a, b = C.by_key("vastus_lateralis").model_id, C.by_key("vastus_intermedius").model_id
-    swapped = ids.copy()
-    swapped[ids == a], swapped[ids == b] = b, a
+    ids = _right_thigh_truth(small_phantom)
+    swapped = _swapped(ids, "vastus_lateralis", "vastus_intermedius")
 
     def offset(key, labels):
         return muscle_layout_offset(shape_stats(labels, None, C.NUM_MODEL_CLASSES), key, built["pairs"])
@@ -89,15 +97,9 @@ def test_a_layout_from_a_phantom_tells_close_neighbours_swapped(small_phantom):
 def test_flipped_share_counts_the_slices_where_close_neighbours_turn_over(small_phantom):
     pairs = load_pairs()  # the installed layout, read on a phantom of another seed
     assert pairs[pair_key("vastus_lateralis", "vastus_intermedius")]["flips"] <= MAX_PRIOR_FLIPS
-    ct = sitk.ReadImage(str(small_phantom / "ct.nii.gz"))
-    gt = sitk.ReadImage(str(small_phantom / "labels.nii.gz"))
-    frame = next(f for f in framing.frame_thighs(ct) if f.side == "right")
-    ids = C.ct_labels_to_model_ids(framing.to_grid(gt, frame, "nearest"), "right")
-    a, b = C.by_key("vastus_lateralis").model_id, C.by_key("vastus_intermedius").model_id
-    whole, half = ids.copy(), ids.copy()
-    whole[ids == a], whole[ids == b] = b, a
-    z = ids.shape[0] // 2
-    half[z:][ids[z:] == a], half[z:][ids[z:] == b] = b, a
+    ids = _right_thigh_truth(small_phantom)
+    whole = _swapped(ids, "vastus_lateralis", "vastus_intermedius")
+    half = _swapped(ids, "vastus_lateralis", "vastus_intermedius", from_slice=ids.shape[0] // 2)
 
     def share(key, labels):
         return flipped_share(shape_stats(labels, None, C.NUM_MODEL_CLASSES), key, pairs)
