@@ -443,7 +443,7 @@ def test_a_local_ray_runs_its_workers_at_the_commands_priority(monkeypatch):
     """Ray would start workers 15 nice levels lower; a batch started here keeps the user's priority."""
     import ray
 
-    from ThighMuscleSegLib.cohort.runner import _connect
+    from ThighMuscleSegLib.cohort.cluster import connect as _connect
 
     monkeypatch.delenv("RAY_worker_niceness", raising=False)
     if ray.is_initialized():

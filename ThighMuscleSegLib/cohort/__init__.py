@@ -7,8 +7,11 @@
   (:func:`segment_case`), and the Ray actor that loads the model once and runs case after case.
 - :mod:`.table`: the cohort table (``cohort.csv``, ``cohort.parquet``) and the per-case records
   it is rebuilt from.
-- :mod:`.runner`: the batch itself (:func:`run_batch`): resume, dispatch over Ray, atomic case
-  folders, cancel.
+- :mod:`.resume`: what a batch keeps and what it runs again (:func:`plan`), and the output
+  folder's lock.
+- :mod:`.cluster`: the Ray it runs on (a local one or a cluster) and the workers' resources.
+- :mod:`.runner`: the batch itself (:func:`run_batch`): dispatch over Ray, atomic case folders,
+  cancel.
 - :mod:`.report`: ``cohort_report.png``.
 
 Ray, pyarrow and tqdm are the ``[batch]`` extra; nothing here imports them at module level.

@@ -32,7 +32,6 @@ from __future__ import annotations
 import collections
 import contextlib
 import datetime as _dt
-import logging
 import os
 import shutil
 import signal
@@ -43,22 +42,16 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from ..io import InputError
-from ..outputs import SEGMENT_OUTPUTS
 from ..progress import Cancelled
-from .manifest import Case, content_sha256, discover_cases, stat_key
+from .cluster import connect, import_ray, worker_resources
+from .manifest import Case, discover_cases
 from .progress import BatchProgress
+from .resume import (OLD_PREFIX, STAGING_PREFIX, BatchError, Plan, case_dir, case_fields, output_lock, plan,
+                     remove_leftovers)
 from .table import Records, write_tables
 
 TABLE_INTERVAL_S = 2.0
-STAGING_PREFIX = ".staging-"
-OLD_PREFIX = ".old-"
-# Every output of ``thighseg segment`` but the DICOM SEG (written only for DICOM input): one list.
-REQUIRED_OUTPUTS = tuple(n for n in SEGMENT_OUTPUTS if n != "segmentation.dcm")
 MAX_TRIES = 2  # a case whose worker dies twice is a failed row
-
-
-class BatchError(InputError):
-    """The batch as a whole cannot run (no Ray, no cluster, workers that cannot start)."""
 
 
 @dataclass
@@ -90,98 +83,6 @@ class BatchSummary:
     cohort_parquet: str = ""
     cohort_report: str = ""
     notes: list = field(default_factory=list)
-
-
-def case_dir(out: Path, case_id: str) -> Path:
-    return out / "cases" / case_id
-
-
-def folder_complete(folder: Path, files: list[str] | None) -> bool:
-    names = files or REQUIRED_OUTPUTS
-    return folder.is_dir() and all((folder / n).is_file() for n in names)
-
-
-@contextlib.contextmanager
-def _lock(out: Path):
-    """One batch per output folder at a time (POSIX advisory lock; elsewhere no lock)."""
-    path = out / ".thighseg-batch" / "lock"
-    path.parent.mkdir(parents=True, exist_ok=True)
-    f = open(path, "w", encoding="utf-8")
-    try:
-        try:
-            import fcntl
-
-            fcntl.flock(f, fcntl.LOCK_EX | fcntl.LOCK_NB)
-        except ImportError:
-            pass
-        except OSError:
-            raise BatchError(f"another thighseg batch is writing to {out}: wait for it, or choose another --out") \
-                from None
-        yield
-    finally:
-        f.close()
-
-
-def _remove_leftovers(out: Path) -> None:
-    cases = out / "cases"
-    if not cases.is_dir():
-        return
-    for p in cases.iterdir():
-        if p.name.startswith((STAGING_PREFIX, OLD_PREFIX)):
-            shutil.rmtree(p, ignore_errors=True)
-
-
-@dataclass
-class _Plan:
-    rows: dict[str, dict]  # case_id -> table row of every case known in OUT (kept, failed, foreign)
-    todo: list[Case]
-    skipped: int = 0
-    failed_kept: int = 0
-    keys: dict[str, tuple[str, str | None]] = field(default_factory=dict)  # case_id -> (stat key, sha if known)
-
-
-def _case_fields(case: Case) -> dict:
-    return {"case_id": case.case_id, "input": case.input, "subject": case.subject, "date": case.date,
-            "height_cm": case.height_cm}
-
-
-def plan(cases: list[Case], out: Path, records: Records, retry_failed: bool) -> _Plan:
-    """What to run, what to keep: the resume decision for every case."""
-    p = _Plan(rows={}, todo=[])
-    current = {c.case_id for c in cases}
-    for case in cases:
-        rec = records.latest.get(case.case_id)
-        key = stat_key(case)
-        p.keys[case.case_id] = (key, None)
-        if rec is None:
-            p.todo.append(case)
-            continue
-        unchanged = rec.get("stat_key") == key
-        if not unchanged and rec.get("input_sha256"):
-            sha = content_sha256(case)
-            p.keys[case.case_id] = (key, sha)
-            unchanged = sha == rec["input_sha256"]
-        status = rec["row"].get("status")
-        if unchanged and status == "done" and folder_complete(case_dir(out, case.case_id), rec.get("files")):
-            p.rows[case.case_id] = {**rec["row"], **_case_fields(case), "status": "skipped"}
-            p.skipped += 1
-            if rec.get("stat_key") != key:  # touched, same content: remember the new stat key
-                records.append({**rec, "stat_key": key})
-        elif unchanged and status == "failed" and not retry_failed:
-            p.rows[case.case_id] = {**rec["row"], **_case_fields(case)}
-            p.failed_kept += 1
-        else:
-            p.todo.append(case)
-    for case in p.todo:  # an old folder of a case that runs again (changed input, a crash) no longer holds
-        shutil.rmtree(case_dir(out, case.case_id), ignore_errors=True)
-    # cases of earlier runs that are not among this run's inputs stay in the table as they are
-    for case_id, rec in records.latest.items():
-        if case_id in current:
-            continue
-        status = rec["row"].get("status")
-        if status == "failed" or folder_complete(case_dir(out, case_id), rec.get("files")):
-            p.rows[case_id] = {**rec["row"], "status": "skipped" if status == "done" else status}
-    return p
 
 
 class _Stop:
@@ -220,7 +121,7 @@ class _Driver:
 
     def commit(self, case: Case, row: dict, staging: Path, stat: str) -> None:
         final = case_dir(self.out, case.case_id)
-        row = {**row, **_case_fields(case), "finished_at": _now()}
+        row = {**row, **case_fields(case), "finished_at": _now()}
         files: list[str] = []
         if row["status"] == "done":
             files = sorted(p.name for p in staging.iterdir())
@@ -251,58 +152,6 @@ class _Driver:
         return write_tables(self.out, list(self.rows.values()))
 
 
-def _ray():
-    try:
-        import ray
-    except ImportError:
-        raise BatchError("thighseg batch runs on Ray, which is not installed: pip install 'ThighMuscleSeg[batch]'") \
-            from None
-    return ray
-
-
-def _connect(ray, address: str | None):
-    """A local Ray started here (``address`` None) or an existing cluster; returns whether we started it."""
-    kw = dict(include_dashboard=False, log_to_driver=False, logging_level=logging.ERROR,
-              ignore_reinit_error=False)
-    if ray.is_initialized():
-        return False
-    try:
-        if address:
-            ray.init(address=address, **kw)
-            return True
-        # Ray starts its workers 15 nice levels below the raylet (its own jobs reset that to 0);
-        # a cohort the user started should run at the priority they started it with (`nice
-        # thighseg batch ...` for a background run), not be starved on a busy workstation.
-        os.environ.setdefault("RAY_worker_niceness", "0")
-        ray.init(address="local", **kw)
-        return True
-    except ConnectionError as e:
-        raise BatchError(f"cannot join the Ray cluster at {address}: {e}; start one with `ray start --head` "
-                         "or leave out --address to run on this machine") from None
-    except Exception as e:  # noqa: BLE001 - Ray raises plain Exceptions for a start that timed out
-        where = f"the Ray cluster at {address}" if address else "a local Ray"
-        raise BatchError(f"cannot start {where}: {e}") from None
-
-
-def _resources(ray, device: str, workers: int | None, cpus_per_worker: float | None, todo: int):
-    res = ray.cluster_resources()
-    cpus, gpus = float(res.get("CPU", 1)), float(res.get("GPU", 0))
-    use_gpu = device.startswith("cuda") or (device == "auto" and gpus >= 1)
-    if use_gpu and gpus < 1:
-        raise BatchError(f"--device {device}: the Ray cluster has no GPU; use --device cpu or auto")
-    if workers is None:
-        workers = int(gpus) if use_gpu else max(1, int(cpus // (cpus_per_worker or 2)))
-    workers = max(1, min(workers, todo))
-    if cpus_per_worker is None:
-        cpus_per_worker = 1.0 if use_gpu else max(cpus / workers, 0.01)
-        if cpus_per_worker >= 1:
-            cpus_per_worker = float(int(cpus_per_worker))
-    gpu_per_worker = 1.0 if use_gpu else 0.0
-    if use_gpu and workers > gpus:  # share the GPUs evenly (several workers per GPU)
-        gpu_per_worker = gpus / workers
-    return workers, cpus_per_worker, gpu_per_worker
-
-
 def run_batch(inputs: list[str], options: BatchOptions, progress: BatchProgress | None = None) -> BatchSummary:
     """Segment every case of ``inputs`` into ``options.out``; see the module docstring."""
     progress = progress or BatchProgress("human")
@@ -315,8 +164,8 @@ def run_batch(inputs: list[str], options: BatchOptions, progress: BatchProgress 
         progress.message(f"note: {note}", stage="discover")
     (out / "cases").mkdir(parents=True, exist_ok=True)
     summary = BatchSummary(notes=list(discovery.notes))
-    with _lock(out):
-        _remove_leftovers(out)
+    with output_lock(out):
+        remove_leftovers(out)
         records = Records(out)
         p = plan(discovery.cases, out, records, options.retry_failed)
         progress.start(len(discovery.cases), p.skipped, p.failed_kept, len(p.todo))
@@ -345,7 +194,7 @@ def run_batch(inputs: list[str], options: BatchOptions, progress: BatchProgress 
     return summary
 
 
-def _run_on_ray(p: _Plan, options: BatchOptions, driver: _Driver, progress: BatchProgress,
+def _run_on_ray(p: Plan, options: BatchOptions, driver: _Driver, progress: BatchProgress,
                 summary: BatchSummary, out: Path) -> None:
     from ..defaults import default_model_path
     from ..models import load_model
@@ -354,10 +203,10 @@ def _run_on_ray(p: _Plan, options: BatchOptions, driver: _Driver, progress: Batc
     model_path = Path(options.model) if options.model else default_model_path()
     load_model(model_path)  # a wrong model file stops here, before any case is tried
     model_bytes = model_path.read_bytes()
-    ray = _ray()
-    started = _connect(ray, options.address)
+    ray = import_ray()
+    started = connect(ray, options.address)
     try:
-        workers, cpus, gpus = _resources(ray, options.device, options.workers, options.cpus_per_worker, len(p.todo))
+        workers, cpus, gpus = worker_resources(ray, options.device, options.workers, options.cpus_per_worker, len(p.todo))
         device = options.device
         if gpus > 0 and device == "auto":
             device = "cuda"
@@ -450,7 +299,7 @@ def _run_on_ray(p: _Plan, options: BatchOptions, driver: _Driver, progress: Batc
     finally:
         if started:
             ray.shutdown()
-        _remove_leftovers(out)
+        remove_leftovers(out)
 
 
 def _first(e: BaseException) -> str:
