@@ -110,6 +110,29 @@ def test_a_mistake_all_three_views_agree_on_is_flagged(perfect, kind):
         assert q.features[name] > clean[muscle.label_value("right")].features[name] + 0.1, name
 
 
+@pytest.mark.parametrize("share", [1.0, 0.5])
+def test_close_neighbours_swapped_by_all_three_views_are_flagged(perfect, share):
+    """Vastus lateralis and intermedius swapped in every view, along their whole length or the
+    upper half: the views agree and both muscles keep a plausible size and shape; only their
+    layout (the intermedius deeper, at every level) turns over, and the flag must see it."""
+    ct, frames, outputs = perfect
+    right = outputs["right"]
+    lateralis, intermedius = C.by_key("vastus_lateralis"), C.by_key("vastus_intermedius")
+    z = np.flatnonzero((right.view_labels["axial"] == lateralis.model_id).any(axis=(1, 2)))
+    start = int(z[0]) if share == 1.0 else int(z[len(z) // 2])
+    swap = Damage("swap", lateralis.model_id, intermedius.model_id, VIEWS, (start, int(z[-1]) + 1))
+    views, prob = apply_damage(right.view_labels, right.prob_sum, right.view_labels["axial"], swap)
+    _, damaged = _assess(ct, frames, {**outputs, "right": ViewOutputs(views, prob, "cpu", grid_hu=right.grid_hu)})
+    _, clean = _assess(ct, frames, outputs)
+    for muscle in (lateralis, intermedius):
+        q, before = damaged[muscle.label_value("right")], clean[muscle.label_value("right")]
+        assert q.features["view_disagreement"] < 0.01  # the views agree on the mistake
+        assert q.features["flipped_share"] >= before.features["flipped_share"] + 0.2, (q.features, before.features)
+        assert q.quality == "check", q.features
+    assert damaged[C.by_key("gracilis").label_value("right")].quality == clean[
+        C.by_key("gracilis").label_value("right")].quality  # a muscle beside neither keeps its flag
+
+
 def test_a_side_that_was_not_segmented_has_no_flag(perfect):
     ct, frames, outputs = perfect
     right = [f for f in frames if f.side == "right"]
