@@ -39,6 +39,11 @@ MAX_POSITION_OFFSET = 10.0  # spreads: beyond this a muscle is equally misplaced
 MIN_ANGLE_SD = 0.05  # radians (3°): a floor, so that a prior from few bodies is not over-sure
 MIN_RADIUS_SD = 0.05
 MIN_FLIP_SPREADS = 3.0  # a layout nearer than this to its mirror image cannot be told turned over
+# Only muscles side by side around the femur (directions less than 90° apart) can be told turned
+# over slice by slice: a pair across the thigh (150° apart) has its mirror image 60° away through
+# ±180°, within what one slice's section centres wander; measured in the template body's own
+# ground truth, such pairs "turned over" on up to 60 % of their slices.
+MAX_FLIP_ANGLE = math.pi / 2
 MAX_PRIOR_FLIPS = 0.02  # a pair turned over on more of its slices in the prior's own thighs varies by level
 MIN_PAIR_SHARE = 0.5  # a pair side by side in fewer of the prior's thighs has no layout to compare with
 
@@ -81,10 +86,10 @@ def muscle_layout_offset(shape, key: str, pairs: dict | None = None) -> float:
 
 
 def flipped_share(shape, key: str, pairs: dict | None = None) -> float:
-    """The largest share, over the other muscles whose layout with muscle ``key`` holds at
-    every level in the prior's thighs (``flips`` ≤ MAX_PRIOR_FLIPS: close neighbours; a muscle
-    across the thigh sits at ±180° and turns over by itself), of the slices both fill on which
-    that layout is turned over (``shape``: one thigh's shape_evidence.ShapeStats). 1 for two
+    """The largest share, over the other muscles beside muscle ``key`` around the femur whose
+    layout with it holds at every level in the prior's thighs (``flips`` ≤ MAX_PRIOR_FLIPS; see
+    MAX_FLIP_ANGLE for the muscles across the thigh), of the slices both fill on which that
+    layout is turned over (``shape``: one thigh's shape_evidence.ShapeStats). 1 for two
     neighbours swapped along their whole length, about 0.5 for half of it, near 0 when right."""
     pairs = load_pairs() if pairs is None else pairs
     a = C.by_key(key)
@@ -102,11 +107,12 @@ def flipped_share(shape, key: str, pairs: dict | None = None) -> float:
 def _turned_over(shape, first: int, second: int, p: dict) -> float | None:
     """Share of the slices both muscles fill on which ``second`` lies from ``first`` nearer (in
     the prior's spreads) to the mirror image of the prior's layout ``p`` than to it; None when
-    they share too few slices or the layout is too near its mirror to tell."""
+    they share too few slices, or the layout is too near its mirror, or too far round, to tell."""
     from .inference.shape_evidence import MIN_SHARED_SLICES  # the package imports torch: only when asked
 
     sd_angle, sd_radius = max(p["angle_sd"], MIN_ANGLE_SD), max(p["radius_sd"], MIN_RADIUS_SD)
-    if math.hypot(p["angle"] / sd_angle, p["radius"] / sd_radius) < MIN_FLIP_SPREADS:
+    distinct = math.hypot(p["angle"] / sd_angle, p["radius"] / sd_radius) >= MIN_FLIP_SPREADS
+    if abs(p["angle"]) > MAX_FLIP_ANGLE or not distinct:
         return None
     d_angle = shape.section_angle[second] - shape.section_angle[first]
     d_radius = shape.section_radius[second] - shape.section_radius[first]
