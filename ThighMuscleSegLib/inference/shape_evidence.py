@@ -92,11 +92,7 @@ class _Sections:
     cx: np.ndarray
     angle: np.ndarray
     radius: np.ndarray
-
-    def big(self) -> np.ndarray:
-        """Slices whose section is at least MIN_SECTION_SHARE of the median (not a tapering end)."""
-        present = self.area > 0
-        return self.area >= MIN_SECTION_SHARE * float(np.median(self.area[present]))
+    big: np.ndarray  # slices whose section is at least MIN_SECTION_SHARE of the median (not a tapering end)
 
 
 def shape_stats(labels: np.ndarray, grid_hu: np.ndarray | None, num_classes: int) -> ShapeStats:
@@ -123,8 +119,7 @@ def shape_stats(labels: np.ndarray, grid_hu: np.ndarray | None, num_classes: int
     pair_angle, pair_radius = _layout(sections, num_classes)
     section_angle, section_radius = np.full((2, num_classes, labels.shape[0]), np.nan)
     for k, sec in sections.items():
-        big = sec.big()
-        section_angle[k, big], section_radius[k, big] = sec.angle[big], sec.radius[big]
+        section_angle[k, sec.big], section_radius[k, sec.big] = sec.angle[sec.big], sec.radius[sec.big]
     return ShapeStats(**out, pair_angle=pair_angle, pair_radius=pair_radius, section_angle=section_angle,
                       section_radius=section_radius)
 
@@ -160,7 +155,8 @@ def _sections(mask: np.ndarray, box: tuple[slice, ...], shape: tuple[int, ...],
         cx[z] = (mask.sum(axis=1) * np.arange(box[2].start, box[2].stop)).sum(axis=1) / area[z]
         dy, dx = cy - (shape[1] - 1) / 2, cx - (shape[2] - 1) / 2
         radius = np.hypot(dy, dx) / thigh_radius
-    return _Sections(area, cy, cx, np.arctan2(dy, dx), radius)
+    big = area >= MIN_SECTION_SHARE * float(np.median(area[area > 0]))
+    return _Sections(area, cy, cx, np.arctan2(dy, dx), radius, big)
 
 
 def _profile_steps(sec: _Sections) -> tuple[float, float]:
@@ -169,8 +165,7 @@ def _profile_steps(sec: _Sections) -> tuple[float, float]:
     if area.size < 2:
         return 0.0, 0.0
     area_step = float(np.abs(np.diff(area)).max()) / float(np.median(area[area > 0]))
-    big = sec.big()
-    pairs = big[1:] & big[:-1]
+    pairs = sec.big[1:] & sec.big[:-1]
     if not pairs.any():
         return area_step, 0.0
     jumps = np.hypot(np.diff(sec.cy), np.diff(sec.cx))[pairs]
@@ -188,12 +183,11 @@ def _position(sec: _Sections) -> tuple[float, float]:
 def _layout(sections: dict[int, _Sections], num_classes: int) -> tuple[np.ndarray, np.ndarray]:
     """pair_angle, pair_radius (see the module docstring)."""
     pair_angle, pair_radius = np.full((2, num_classes, num_classes), np.nan)
-    big = {k: sec.big() for k, sec in sections.items()}
     for i, si in sections.items():
         for j, sj in sections.items():
             if j <= i:
                 continue
-            shared = big[i] & big[j]
+            shared = si.big & sj.big
             if shared.sum() < MIN_SHARED_SLICES:
                 continue
             turn = sj.angle[shared] - si.angle[shared]
