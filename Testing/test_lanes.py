@@ -17,7 +17,8 @@ import torch
 from ThighMuscleSegLib import framing
 from ThighMuscleSegLib.defaults import default_model_path
 from ThighMuscleSegLib.inference.fusion import fuse_and_clean
-from ThighMuscleSegLib.inference.lanes import computed_rows, inference_net
+from ThighMuscleSegLib.inference.lanes import computed_rows
+from ThighMuscleSegLib.inference.torch_nets import inference_net
 from ThighMuscleSegLib.inference.predict import predict_thigh, predict_thighs
 from ThighMuscleSegLib.inference.prediction import ViewOutputs
 from ThighMuscleSegLib.inference.views import gather_slices, view_axis
@@ -41,13 +42,13 @@ def thigh_grids(small_phantom):
 def reference_views(grid: np.ndarray, model) -> ViewOutputs:
     """The plain loop: unfolded nets, every slice, softmax then argmax."""
     s = model.settings
-    volume = torch.from_numpy(window_hu(grid, s.hu_window))
+    volume = window_hu(grid, s.hu_window)
     prob_sum = torch.zeros((s.num_classes, *grid.shape))
     labels = {}
     with torch.inference_mode():
         for view in s.views:
             net, axis = model.net(view).eval(), view_axis(view)
-            probs = [net(gather_slices(volume, axis, i, i + 1, s.channel_offsets_voxels())).softmax(1)
+            probs = [net(torch.from_numpy(gather_slices(volume, axis, i, i + 1, s.channel_offsets_voxels()))).softmax(1)
                      for i in range(grid.shape[axis])]
             stacked = torch.cat(probs).movedim(0, 1).movedim(1, axis + 1)  # (K, z, y, x)
             prob_sum += stacked
@@ -89,7 +90,7 @@ def test_folded_net_matches_the_saved_one(bundled):
 
 @pytest.mark.parametrize("axis", [0, 1, 2])
 def test_only_slices_with_a_nonzero_channel_are_computed(axis):
-    volume = torch.zeros(20, 16, 12)
+    volume = np.zeros((20, 16, 12), np.float32)
     index = [slice(None)] * 3
     index[axis] = slice(6, 9)
     volume[tuple(index)] = 0.5
@@ -112,25 +113,46 @@ def test_a_cancel_stops_every_lane(bundled, thigh_grids):
     assert len(seen) < 10  # stopped within a batch per lane, not after every view
 
 
+def _torch_outputs(net, x: np.ndarray):
+    with torch.inference_mode():
+        logits = net(torch.from_numpy(x))
+    return logits.argmax(1).to(torch.uint8).numpy(), logits.softmax(1).permute(0, 2, 3, 1).numpy()
+
+
 def test_onnx_exports_are_cached_per_weights_and_shape(bundled, tmp_path, monkeypatch):
     from ThighMuscleSegLib.inference import onnx_engine
 
     monkeypatch.setenv("THIGHSEG_CACHE_DIR", str(tmp_path))
-    net = inference_net(bundled.net("axial"), torch.device("cpu"))
-    first = onnx_engine.OnnxNet(net, 3, [(32, 24), (32, 24), (16, 20)])
+    first = onnx_engine.OnnxViewNets(bundled, {"axial": [(32, 24), (32, 24), (16, 20)]})
     files = sorted((tmp_path / "onnx").glob("*.onnx"))
     assert len(files) == 2  # one per distinct slice shape
     stamps = [f.stat().st_mtime_ns for f in files]
-    again = onnx_engine.OnnxNet(net, 3, [(32, 24)])
+    again = onnx_engine.OnnxViewNets(bundled, {"axial": [(32, 24)]})
     assert [f.stat().st_mtime_ns for f in files] == stamps  # read back, not exported again
-    x = torch.rand(3, 3, 32, 24)
-    with torch.inference_mode():
-        torch.testing.assert_close(again(x), first(x))
-        torch.testing.assert_close(first(x), net(x), rtol=1e-4, atol=1e-4)
-        assert first(x).is_contiguous(memory_format=torch.channels_last)
-    other = inference_net(bundled.net("coronal"), torch.device("cpu"))
-    onnx_engine.OnnxNet(other, 3, [(32, 24)])
+    x = np.random.default_rng(0).random((3, 3, 32, 24), dtype=np.float32)
+    labels, probs = first("axial", x)
+    np.testing.assert_array_equal(again("axial", x)[0], labels)
+    want_labels, want_probs = _torch_outputs(bundled.net("axial").eval(), x)
+    assert labels.dtype == np.uint8 and probs.shape == (3, 32, 24, bundled.settings.num_classes)
+    np.testing.assert_allclose(probs, want_probs, atol=1e-4)
+    assert np.mean(labels != want_labels) <= FLIP_TOLERANCE
+    onnx_engine.OnnxViewNets(bundled, {"coronal": [(32, 24)]})
     assert len(list((tmp_path / "onnx").glob("*.onnx"))) == 3  # other weights: another file
+
+
+def test_changed_weights_are_exported_again_not_read_from_the_cache(tmp_path, monkeypatch):
+    from ThighMuscleSegLib.inference import onnx_engine
+
+    monkeypatch.setenv("THIGHSEG_CACHE_DIR", str(tmp_path))
+    model = load_model(default_model_path())
+    x = np.random.default_rng(1).random((2, 3, 24, 20), dtype=np.float32)
+    before = onnx_engine.OnnxViewNets(model, {"sagittal": [(24, 20)]})("sagittal", x)[1]
+    with torch.no_grad():  # what fine-tuning does to the nets of a model it was given
+        next(model.net("sagittal").parameters()).mul_(1.5)
+    after = onnx_engine.OnnxViewNets(model, {"sagittal": [(24, 20)]})("sagittal", x)[1]
+    assert len(list((tmp_path / "onnx").glob("*.onnx"))) == 2
+    np.testing.assert_allclose(after, _torch_outputs(model.net("sagittal").eval(), x)[1], atol=1e-4)
+    assert np.abs(after - before).max() > 1e-3
 
 
 def test_an_unknown_engine_is_refused(bundled, thigh_grids):
@@ -143,12 +165,40 @@ def test_a_damaged_cached_export_is_replaced(bundled, tmp_path, monkeypatch):
     from ThighMuscleSegLib.inference import onnx_engine
 
     monkeypatch.setenv("THIGHSEG_CACHE_DIR", str(tmp_path))
-    net = inference_net(bundled.net("sagittal"), torch.device("cpu"))
-    onnx_engine.OnnxNet(net, 3, [(24, 20)])
+    onnx_engine.OnnxViewNets(bundled, {"sagittal": [(24, 20)]})
     (cached,) = (tmp_path / "onnx").glob("*.onnx")
     cached.write_bytes(b"half a file")  # a disk that filled up, a copy cut short
-    again = onnx_engine.OnnxNet(net, 3, [(24, 20)])
-    x = torch.rand(2, 3, 24, 20)
-    with torch.inference_mode():
-        torch.testing.assert_close(again(x), net(x), rtol=1e-4, atol=1e-4)
+    again = onnx_engine.OnnxViewNets(bundled, {"sagittal": [(24, 20)]})
+    x = np.random.default_rng(2).random((2, 3, 24, 20), dtype=np.float32)
+    np.testing.assert_allclose(again("sagittal", x)[1], _torch_outputs(bundled.net("sagittal").eval(), x)[1],
+                               atol=1e-4)
     assert cached.read_bytes() != b"half a file"
+
+
+NO_TORCH_RUN = """
+import sys
+import SimpleITK as sitk
+from ThighMuscleSegLib.defaults import default_model_path
+from ThighMuscleSegLib.models import load_model
+from ThighMuscleSegLib.pipeline import segment_ct
+result = segment_ct(sitk.ReadImage(sys.argv[1]), load_model(default_model_path(), lazy=True), device="cpu")
+print(int((sitk.GetArrayViewFromImage(result.labels) > 0).sum()), "torch" in sys.modules)
+"""
+
+
+def test_with_its_graphs_cached_a_segmentation_never_imports_torch(small_phantom, tmp_path):
+    """Importing torch is 2-4 s of a 16 s segmentation: the ONNX Runtime path does without it."""
+    import subprocess
+    import sys
+
+    from ThighMuscleSegLib.inference import onnx_engine
+
+    if not onnx_engine.available():
+        pytest.skip("onnxruntime is not installed")
+    env = {**__import__("os").environ, "THIGHSEG_CACHE_DIR": str(tmp_path)}
+    ct = str(small_phantom / "ct.nii.gz")
+    runs = [subprocess.run([sys.executable, "-c", NO_TORCH_RUN, ct], env=env, capture_output=True, text=True,
+                           check=True).stdout.split() for _ in range(2)]
+    assert runs[0][1] == "True"  # the first run exported the graphs: that needs torch
+    assert runs[1] == [runs[0][0], "False"]  # the same labels, torch never imported
+    assert int(runs[0][0]) > 1000

@@ -17,7 +17,7 @@ from . import __version__
 from . import framing
 from . import io as tio
 from .defaults import DEFAULT_BACK_INTERPOLATION
-from .inference.device import resolve_device
+from .inference.device import device_name
 from .inference.predict import predict_thighs
 from .models import Model
 from .outputs import StagedOutputs
@@ -61,10 +61,9 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
                log=None, engine: str = "auto") -> Segmentation:
     """Muscles of both thighs of ``ct``, in ``ct``'s geometry (``engine``: see ``predict_thigh``)."""
     seconds: dict[str, float] = {}
-    dev, why = resolve_device(device)  # once per CT, so a fallback is reported once, not per thigh
+    device, why = device_name(device)  # once per CT, so a fallback is reported once, not per thigh
     if why:
         (log or logging.getLogger(__name__).warning)(why)
-    device = str(dev)
     t0 = time.perf_counter()
     if progress is not None:
         progress.update("frame", 0.0, "finding the thighs")

@@ -34,6 +34,7 @@ def _thread_ms(run: Callable[[], object], repeats: int) -> float:
 
 def _candidates(net: torch.nn.Module, x: torch.Tensor, log) -> dict[str, Callable[[], object]]:
     from ..inference import onnx_engine
+    from ..models.model_file import state_digest
 
     cl = x.contiguous(memory_format=torch.channels_last)
     net_cf = copy.deepcopy(net).to(memory_format=torch.contiguous_format)
@@ -48,18 +49,19 @@ def _candidates(net: torch.nn.Module, x: torch.Tensor, log) -> dict[str, Callabl
         runs["torch.compile (inductor)"] = lambda: compiled(cl)
     except Exception as e:  # noqa: BLE001 - no compiler, an unsupported platform: reported, not fatal
         log(f"torch.compile unavailable: {type(e).__name__}: {str(e)[:120]}")
-    if onnx_engine.available():
-        ort_net = onnx_engine.OnnxNet(net, x.shape[1], [SLICE_SHAPE])
-        runs["onnxruntime"] = lambda: ort_net(x)
+    xn = x.numpy()
+    if onnx_engine.available():  # the graph segment runs: the net, its softmax and argmax
+        key = onnx_engine.graph_key(f"bench:{state_digest(net)}", x.shape[1], SLICE_SHAPE)
+        session = onnx_engine.open_session(key, lambda: onnx_engine.export_graph(net, x.shape[1], SLICE_SHAPE))
+        runs["onnxruntime"] = lambda: session.run(None, {"x": xn})
     try:
         import openvino as ov
 
         with tempfile.TemporaryDirectory(prefix="thighseg-ov-") as tmp:
             graph = Path(tmp) / "view.onnx"
-            graph.write_bytes(onnx_engine.onnx_graph(net, x.shape[1], SLICE_SHAPE))
+            graph.write_bytes(onnx_engine.export_graph(net, x.shape[1], SLICE_SHAPE))
             model = ov.Core().read_model(str(graph))  # the runtime's reader: no conversion tool
         compiled_ov = ov.Core().compile_model(model, "CPU", {"INFERENCE_NUM_THREADS": 1})
-        xn = x.numpy()
         runs["openvino"] = lambda: compiled_ov(xn)
     except ImportError:
         log("openvino not installed (pip install openvino to compare it)")
@@ -72,7 +74,7 @@ def engines_benchmark(model_path, rounds: int = 4, repeats: int = 8, log=print) 
     """CPU ms per batch of four coronal slices for each engine, and each one's ratio to the
     engine ``thighseg segment`` uses by default."""
     from ..inference import onnx_engine
-    from ..inference.lanes import inference_net
+    from ..inference.torch_nets import inference_net
     from ..models import load_model
 
     before = torch.get_num_threads()

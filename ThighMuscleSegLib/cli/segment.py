@@ -77,7 +77,7 @@ def run(args) -> int:
     try:
         check_output_folder(args.out, overwrite=args.overwrite)  # before a long run, not after it
         model_path = Path(args.model) if args.model else default_model_path()
-        model = load_model(model_path)
+        model = load_model(model_path, lazy=True)  # torch only if the nets are needed
         progress.update("read", 0.0, f"reading {args.input}")
         t_read = time.perf_counter()
         ct = tio.read_ct(args.input, series_uid=args.series, allow_gaps=args.allow_gaps, allow_huge=args.allow_huge,

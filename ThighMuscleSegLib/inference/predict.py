@@ -1,7 +1,8 @@
 """Segment framed thighs: the entry point of inference (``predict_thighs``, ``predict_thigh``).
 
-Flow: the views' nets on parallel lanes (``lanes``; a 3D model goes to ``sliding3d``), then
-``fusion`` (vote, clean); both make a ``prediction.ThighPrediction``.
+Flow: the views' nets on parallel lanes (``lanes``, each batch run by ``onnx_engine`` or
+``torch_nets``; a 3D model goes to ``sliding3d``), then ``fusion`` (vote, clean); both make a
+``prediction.ThighPrediction``. torch is imported only by the PyTorch engine and the 3D model.
 
 Memory per thigh (full grid 180x128x128 = 2.95 M voxels, 11 classes): the only class-wide
 volume is one float32 running sum of the views' softmax probabilities, 11 x 2.95 M x 4 B =
@@ -13,24 +14,22 @@ float32 (390 MB) per thigh and never three copies of the input per view.
 
 from __future__ import annotations
 
+import contextlib
 import copy
 import logging
 import time
 from typing import Callable
 
 import numpy as np
-import torch
 
 from ..io import InputError
 from ..models.model_file import Model
 from ..models.settings import window_hu
-from . import voting
-from .device import resolve_device, torch_threads
+from . import onnx_engine, voting
+from .device import device_name, torch_threads
 from .fusion import fuse_and_clean
-from . import onnx_engine
-from .lanes import cpu_budget, inference_net, lane_count, run_views
+from .lanes import cpu_budget, lane_count, run_views
 from .prediction import ThighPrediction, ViewOutputs
-from .sliding3d import predict_volume_3d
 from .views import view_axis
 
 DEFAULT_BATCH_SIZE = 4  # measured fastest on a 2-core CPU at width 16 (docs/engine.md)
@@ -73,14 +72,11 @@ def predict_thighs(grids_hu: dict[str, np.ndarray], model: Model, device: str = 
     grids = {k: check_grid(g) for k, g in grids_hu.items()}
     if fusion not in voting.FUSIONS:
         raise ValueError(f"fusion must be one of {voting.FUSIONS}, not {fusion!r}")
-    dev, why = resolve_device(device)
+    dev, why = device_name(device)
     if why:
         _say(progress, log, "infer", why)
     if model.settings.architecture == "3d":
-        with torch_threads(threads), torch.inference_mode():
-            return {k: predict_volume_3d(torch.from_numpy(window_hu(g, model.settings.hu_window)).to(dev),
-                                         _copied(model), dev, progress=progress, clean=clean)
-                    for k, g in grids.items()}
+        return _predict_3d(grids, model, dev, progress, clean, threads)
     outputs = _run_views(grids, model, dev, batch_size, progress, threads, engine=engine)
     return {k: fuse_and_clean(o, fusion, clean, fuse_progress(k) if fuse_progress else progress)
             for k, o in outputs.items()}
@@ -102,30 +98,42 @@ def infer_thighs(grids_hu: dict[str, np.ndarray], model: Model, device: str = "a
     grids = {k: check_grid(g) for k, g in grids_hu.items()}
     if model.settings.architecture == "3d":
         raise ValueError("a 3D model has no views to fuse: use predict_thigh")
-    dev, why = resolve_device(device)
+    dev, why = device_name(device)
     if why:
         _say(progress, None, "infer", why)
     return _run_views(grids, model, dev, batch_size, progress, threads, lanes, engine)
 
 
-def _copied(model: Model) -> Model:
+def _predict_3d(grids: dict[str, np.ndarray], model: Model, dev: str, progress, clean: bool,
+                threads: int | None) -> dict[str, ThighPrediction]:
+    import torch
+
+    from .sliding3d import predict_volume_3d
+
     # Moving nets to the device inside inference mode would turn the caller's parameters into
     # inference tensors (training validates with this): work on copies.
-    return Model(model.settings, {v: copy.deepcopy(n) for v, n in model.nets.items()})
+    copied = Model(model.settings, {v: copy.deepcopy(n) for v, n in model.nets.items()})
+    device = torch.device(dev)
+    with torch_threads(threads), torch.inference_mode():
+        return {k: predict_volume_3d(torch.from_numpy(window_hu(g, model.settings.hu_window)).to(device),
+                                     copied, device, progress=progress, clean=clean)
+                for k, g in grids.items()}
 
 
-def _run_views(grids: dict[str, np.ndarray], model: Model, dev: torch.device, batch_size: int, progress,
+def _run_views(grids: dict[str, np.ndarray], model: Model, dev: str, batch_size: int, progress,
                threads: int | None, lanes: int | None = None, engine: str = "auto") -> dict[str, ViewOutputs]:
     settings = model.settings
     lanes = lanes or lane_count(dev, threads)
-    intra = max(1, cpu_budget(threads) // lanes) if dev.type == "cpu" else threads
     t0 = time.perf_counter()
-    with torch_threads(intra):
-        nets = _view_nets(model, dev, grids, engine)
-        with torch.inference_mode():
-            volumes = {k: torch.from_numpy(window_hu(g, settings.hu_window)).to(dev) for k, g in grids.items()}
-            outputs = run_views(volumes, nets, settings.num_classes, settings.channel_offsets_voxels(), dev,
-                                batch_size, lanes, progress)
+    nets = _view_nets(model, dev, grids, engine)
+    volumes = {k: window_hu(g, settings.hu_window) for k, g in grids.items()}
+    # PyTorch's own threads: the lanes share the budget (one each on the CPU); ONNX Runtime's
+    # sessions have one thread each already.
+    on_torch = not isinstance(nets, onnx_engine.OnnxViewNets)
+    intra = max(1, cpu_budget(threads) // lanes) if dev.startswith("cpu") else threads
+    with torch_threads(intra) if on_torch else contextlib.nullcontext():
+        outputs = run_views(volumes, nets, settings.views, settings.num_classes, settings.channel_offsets_voxels(),
+                            batch_size, lanes, progress)
     wall = time.perf_counter() - t0
     for k, o in outputs.items():
         o.seconds["infer"] = wall  # the views' lane seconds overlap: this is the wall time they took
@@ -133,23 +141,24 @@ def _run_views(grids: dict[str, np.ndarray], model: Model, dev: torch.device, ba
     return outputs
 
 
-def _view_nets(model: Model, dev: torch.device, grids: dict[str, np.ndarray], engine: str) -> dict:
-    """Each view's net ready for the lanes: folded torch nets, on ONNX Runtime where it runs
-    (``onnx_engine.chosen_engine``)."""
-    nets = {v: inference_net(model.net(v), dev) for v in model.settings.views}
-    if onnx_engine.chosen_engine(engine, dev) == "torch":
-        return nets
-    try:
-        return {v: onnx_engine.OnnxNet(net, model.settings.in_channels,
-                                       [tuple(s for a, s in enumerate(g.shape) if a != view_axis(v))
-                                        for g in grids.values()])
-                for v, net in nets.items()}
-    except Exception as e:  # noqa: BLE001 - an exporter or runtime problem must not stop a segmentation
-        if engine != "auto":
-            raise
-        logging.getLogger(__name__).warning("ONNX Runtime unavailable (%s: %s): the views run on PyTorch",
-                                            type(e).__name__, e)
-        return nets
+def _view_nets(model: Model, dev: str, grids: dict[str, np.ndarray], engine: str):
+    """What runs each view's batches: ONNX Runtime where it runs (``onnx_engine.chosen_engine``),
+    else the folded PyTorch nets."""
+    if onnx_engine.chosen_engine(engine, dev) == "onnxruntime":
+        shapes = {v: [tuple(s for a, s in enumerate(g.shape) if a != view_axis(v)) for g in grids.values()]
+                  for v in model.settings.views}
+        try:
+            return onnx_engine.OnnxViewNets(model, shapes)
+        except Exception as e:  # noqa: BLE001 - an exporter or runtime problem must not stop a segmentation
+            if engine != "auto":
+                raise
+            logging.getLogger(__name__).warning("ONNX Runtime unavailable (%s: %s): the views run on PyTorch",
+                                                type(e).__name__, e)
+    import torch
+
+    from .torch_nets import TorchViewNets
+
+    return TorchViewNets(model.nets, torch.device(dev))
 
 
 def _say(progress, log: Callable[[str], None] | None, stage: str, message: str) -> None:

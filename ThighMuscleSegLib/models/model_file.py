@@ -8,6 +8,11 @@ Layout (stdlib zipfile, deflated):
 Loading checks, in order: a zip with both members, the format name, a version this code
 can read, the weights' SHA256, settings that are consistent, and state dicts that match
 the architecture; any failure raises ModelFileError saying what is wrong and what to do.
+
+torch is imported only when nets are built: ``load_model(..., lazy=True)`` checks the file and
+reads its settings without it (importing torch takes 2-4 s of a 16 s segmentation), and the nets
+are read from the verified weights when first used. ONNX Runtime inference with graphs already
+exported for these weights never needs them (``Model.weights_key``).
 """
 
 from __future__ import annotations
@@ -18,15 +23,15 @@ import json
 import os
 import zipfile
 import zlib
-from dataclasses import dataclass
 from pathlib import Path
 
-import torch
-from torch import nn
+from typing import TYPE_CHECKING
 
 from .. import io
 from .settings import ModelSettings
-from .unet import build_net
+
+if TYPE_CHECKING:
+    from torch import nn
 
 FORMAT_NAME = "ThighMuscleSeg model"
 FORMAT_VERSION = 1
@@ -39,14 +44,36 @@ class ModelFileError(io.InputError):
     """The model file is not one, is damaged, or does not fit this version of the code."""
 
 
-@dataclass
 class Model:
-    """Settings plus one network per view (``settings.views``), ready for inference."""
+    """Settings plus one network per view (``settings.views``), ready for inference.
 
-    settings: ModelSettings
-    nets: dict[str, nn.Module]
+    A model read from a file with ``lazy=True`` holds its verified weights' bytes and builds the
+    nets (importing torch) the first time ``nets`` is used."""
 
-    def net(self, view: str) -> nn.Module:
+    def __init__(self, settings: ModelSettings, nets: "dict[str, nn.Module] | None" = None, *,
+                 weights: bytes | None = None, weights_sha256: str | None = None, source: str = "model"):
+        if nets is None and weights is None:
+            raise ValueError("a Model needs its nets or the bytes of its weights")
+        self.settings = settings
+        self.weights_sha256 = weights_sha256  # of the file's weights.pt; None for nets made in memory
+        self._source = source
+        self._weights = weights
+        self._nets = nets
+        self._digests_at_load = {v: state_digest(n) for v, n in nets.items()} if nets and weights_sha256 else {}
+
+    @property
+    def nets(self) -> "dict[str, nn.Module]":
+        if self._nets is None:
+            self._nets = _nets_from_weights(self._source, self.settings, self._weights)
+            self._digests_at_load = {v: state_digest(n) for v, n in self._nets.items()}
+            self._weights = None
+        return self._nets
+
+    @property
+    def nets_built(self) -> bool:
+        return self._nets is not None
+
+    def net(self, view: str) -> "nn.Module":
         return self.nets[view]
 
     def eval(self) -> "Model":
@@ -54,9 +81,31 @@ class Model:
             n.eval()
         return self
 
+    def weights_key(self, view: str) -> str:
+        """What identifies ``view``'s weights as they are now, without torch where it can: the
+        file's weights digest while the nets are unbuilt or unchanged since they were read, else a
+        digest of the net's current state (training changes the nets of a model it was given)."""
+        if self.weights_sha256 and (self._nets is None
+                                    or state_digest(self._nets[view]) == self._digests_at_load.get(view)):
+            return f"file:{self.weights_sha256}:{view}"
+        return f"state:{state_digest(self.nets[view])}"
+
+
+def state_digest(net: "nn.Module") -> str:
+    """SHA256 of a net's state dict (names and values): the same weights give the same digest."""
+    h = hashlib.sha256()
+    for name, t in net.state_dict().items():
+        h.update(name.encode())
+        h.update(t.detach().cpu().contiguous().numpy().tobytes())
+    return h.hexdigest()
+
 
 def random_model(settings: ModelSettings | None = None, seed: int = 0) -> Model:
     """Untrained nets with reproducible random weights (tests, benchmarks)."""
+    import torch
+
+    from .unet import build_net
+
     settings = (settings or ModelSettings()).validated()
     gen_state = torch.random.get_rng_state()
     try:
@@ -80,8 +129,10 @@ def file_sha256(path: str | os.PathLike) -> str:
     return h.hexdigest()
 
 
-def save_model(path: str | os.PathLike, settings: ModelSettings, nets: dict[str, nn.Module]) -> Path:
+def save_model(path: str | os.PathLike, settings: ModelSettings, nets: "dict[str, nn.Module]") -> Path:
     """Write the model file atomically; ``nets`` needs exactly one net per view."""
+    import torch
+
     settings = settings.validated()
     if set(nets) != set(settings.views):
         raise ValueError(f"nets for views {sorted(nets)} do not match the settings' views {list(settings.views)}")
@@ -99,10 +150,12 @@ def save_model(path: str | os.PathLike, settings: ModelSettings, nets: dict[str,
     return Path(path)
 
 
-def load_model(path: str | os.PathLike, expected_file_sha256: str | None = None) -> Model:
+def load_model(path: str | os.PathLike, expected_file_sha256: str | None = None, lazy: bool = False) -> Model:
     """Read and verify a model file; nets on the CPU in eval mode.
 
-    ``expected_file_sha256`` (optional) is the published digest of the whole file.
+    ``expected_file_sha256`` (optional) is the published digest of the whole file. ``lazy``:
+    check the file, its settings and its weights' digest now, build the nets when first used
+    (a damaged weights member still fails here: its digest is checked).
     """
     p = Path(path)
     if not p.is_file():
@@ -124,12 +177,8 @@ def load_model(path: str | os.PathLike, expected_file_sha256: str | None = None)
     except (KeyError, TypeError, ValueError) as e:
         raise ModelFileError(f"{p.name} has unusable settings ({e}): it was made by an "
                              "incompatible version; use a model file made for this version") from None
-    try:
-        states = torch.load(_bytes_io.BytesIO(weights), map_location="cpu", weights_only=True)
-    except Exception as e:  # torch raises several types for broken pickles
-        raise ModelFileError(f"{p.name}: the weights cannot be read ({type(e).__name__}): "
-                             "the file is damaged; download it again") from None
-    return _nets_from_states(p.name, settings, states)
+    model = Model(settings, weights=weights, weights_sha256=header["weights_sha256"], source=p.name)
+    return model if lazy else model.eval()
 
 
 def _read_members(p: Path) -> tuple[dict, bytes]:
@@ -157,12 +206,21 @@ def _read_members(p: Path) -> tuple[dict, bytes]:
     return header, weights
 
 
-def _nets_from_states(name: str, settings: ModelSettings, states: object) -> Model:
+def _nets_from_weights(name: str, settings: ModelSettings, weights: bytes) -> "dict[str, nn.Module]":
+    import torch
+
+    from .unet import build_net
+
+    try:
+        states = torch.load(_bytes_io.BytesIO(weights), map_location="cpu", weights_only=True)
+    except Exception as e:  # torch raises several types for broken pickles
+        raise ModelFileError(f"{name}: the weights cannot be read ({type(e).__name__}): "
+                             "the file is damaged; download it again") from None
     if not isinstance(states, dict) or set(states) != set(settings.views):
         found = sorted(states) if isinstance(states, dict) else type(states).__name__
         raise ModelFileError(f"{name}: the weights hold views {found} but the settings say "
                              f"{list(settings.views)}: the file is inconsistent; use another model file")
-    nets: dict[str, nn.Module] = {}
+    nets = {}
     for view in settings.views:
         net = build_net(settings)
         try:
@@ -172,5 +230,5 @@ def _nets_from_states(name: str, settings: ModelSettings, states: object) -> Mod
             raise ModelFileError(f"{name}: the {view} weights do not fit a {settings.architecture} "
                                  f"U-Net of width {settings.width} with {settings.num_classes} classes "
                                  f"({first}); the file is inconsistent") from None
-        nets[view] = net
-    return Model(settings, nets).eval()
+        nets[view] = net.eval()
+    return nets

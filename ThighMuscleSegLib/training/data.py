@@ -73,17 +73,17 @@ class SliceSampler:
 
 
 def make_batch(thighs: list[FramedThigh], view: str, items: list[tuple[int, int]],
-               settings: ModelSettings, windowed: dict[int, torch.Tensor]) -> tuple[torch.Tensor, torch.Tensor]:
+               settings: ModelSettings, windowed: dict[int, np.ndarray]) -> tuple[torch.Tensor, torch.Tensor]:
     """Inputs (B, C, H, W) in 0..1 and labels (B, H, W) for the given (thigh, slice) items.
 
-    ``windowed`` caches each thigh's windowed volume as a tensor (built on first use)."""
+    ``windowed`` caches each thigh's windowed volume (built on first use)."""
     axis = view_axis(view)
     offsets = settings.channel_offsets_voxels()
     xs, ys = [], []
     for t, s in items:
         if t not in windowed:
-            windowed[t] = torch.from_numpy(window_hu(thighs[t].hu, settings.hu_window))
-        xs.append(gather_slices(windowed[t], axis, s, s + 1, offsets)[0])
+            windowed[t] = window_hu(thighs[t].hu, settings.hu_window)
+        xs.append(torch.from_numpy(gather_slices(windowed[t], axis, s, s + 1, offsets)[0]))
         ys.append(torch.from_numpy(np.take(thighs[t].ids, s, axis=axis).astype(np.int64)))
     return torch.stack(xs), torch.stack(ys)
 
