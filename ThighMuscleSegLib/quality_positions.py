@@ -32,6 +32,7 @@ from pathlib import Path
 import numpy as np
 
 from . import classes as C
+from .inference.shape_evidence import MIN_SHARED_SLICES, shape_stats
 from .io import InputError
 
 POSITIONS_PATH = Path(__file__).resolve().parent / "data" / "muscle_positions.json"
@@ -108,8 +109,6 @@ def _turned_over(shape, first: int, second: int, p: dict) -> float | None:
     """Share of the slices both muscles fill on which ``second`` lies from ``first`` nearer (in
     the prior's spreads) to the mirror image of the prior's layout ``p`` than to it; None when
     they share too few slices, or the layout is too near its mirror, or too far round, to tell."""
-    from .inference.shape_evidence import MIN_SHARED_SLICES  # the package imports torch: only when asked
-
     sd_angle, sd_radius = max(p["angle_sd"], MIN_ANGLE_SD), max(p["radius_sd"], MIN_RADIUS_SD)
     distinct = math.hypot(p["angle"] / sd_angle, p["radius"] / sd_radius) >= MIN_FLIP_SPREADS
     if abs(p["angle"]) > MAX_FLIP_ANGLE or not distinct:
@@ -148,16 +147,18 @@ def load_pairs(path: str | Path | None = None) -> dict:
 _FIELDS = ("angle", "angle_sd", "radius", "radius_sd")
 
 
-def _entry(v: dict) -> dict:
-    # "flips" (pairs only): share of slices the prior's own thighs turn over; unknown = never used
-    return {f: float(v[f]) for f in _FIELDS} | {"thighs": int(v.get("thighs", 0)), "flips": float(v.get("flips", 1.0))}
+def _entry(v: dict, pair: bool = False) -> dict:
+    out = {f: float(v[f]) for f in _FIELDS} | {"thighs": int(v.get("thighs", 0))}
+    if pair:  # share of slices the prior's own thighs turn the pair over; unknown: never used
+        out["flips"] = float(v.get("flips", 1.0))
+    return out
 
 
 @lru_cache(maxsize=4)
 def _load(path: str) -> tuple[dict, dict]:
     try:
         data = json.loads(Path(path).read_text(encoding="utf-8"))
-        return ({k: _entry(v) for k, v in data["muscles"].items()}, {k: _entry(v) for k, v in data["pairs"].items()})
+        return ({k: _entry(v) for k, v in data["muscles"].items()}, {k: _entry(v, pair=True) for k, v in data["pairs"].items()})
     except FileNotFoundError:
         raise InputError(f"the muscle position prior {path} is missing: reinstall, or run "
                          "`make muscle-positions`") from None
@@ -177,8 +178,6 @@ def thigh_layout(ids: np.ndarray) -> dict[str, tuple[float, float]]:
 
 
 def _shape(ids: np.ndarray):
-    from .inference.shape_evidence import shape_stats
-
     return shape_stats(ids, None, C.NUM_MODEL_CLASSES)
 
 
