@@ -24,7 +24,6 @@ import os
 import zipfile
 import zlib
 from pathlib import Path
-
 from typing import TYPE_CHECKING
 
 from .. import io
@@ -59,7 +58,7 @@ class Model:
         self._source = source
         self._weights = weights
         self._nets = nets
-        self._digests_at_load = {v: state_digest(n) for v, n in nets.items()} if nets and weights_sha256 else {}
+        self._digests_at_load: dict[str, str] = {}  # view -> state_digest when built from the file's weights
 
     @property
     def nets(self) -> "dict[str, nn.Module]":
@@ -68,10 +67,6 @@ class Model:
             self._digests_at_load = {v: state_digest(n) for v, n in self._nets.items()}
             self._weights = None
         return self._nets
-
-    @property
-    def nets_built(self) -> bool:
-        return self._nets is not None
 
     def net(self, view: str) -> "nn.Module":
         return self.nets[view]
@@ -85,10 +80,12 @@ class Model:
         """What identifies ``view``'s weights as they are now, without torch where it can: the
         file's weights digest while the nets are unbuilt or unchanged since they were read, else a
         digest of the net's current state (training changes the nets of a model it was given)."""
-        if self.weights_sha256 and (self._nets is None
-                                    or state_digest(self._nets[view]) == self._digests_at_load.get(view)):
+        if self.weights_sha256 and self._nets is None:
             return f"file:{self.weights_sha256}:{view}"
-        return f"state:{state_digest(self.nets[view])}"
+        digest = state_digest(self.nets[view])
+        if self.weights_sha256 and digest == self._digests_at_load.get(view):
+            return f"file:{self.weights_sha256}:{view}"
+        return f"state:{digest}"
 
 
 def state_digest(net: "nn.Module") -> str:
