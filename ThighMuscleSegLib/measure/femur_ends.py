@@ -1,7 +1,7 @@
 """Finding the femur's two ends along a thigh frame's axis.
 
-The CT is resampled (linearly, once per end) into a column aligned with the frame: 1 mm
-steps along the axis t, 1 mm in the plane perpendicular to it. The femur's cross-section
+The CT is resampled (linearly, as the search goes, ``_Column``) into a column aligned with the
+frame: 1 mm steps along the axis t, 1 mm in the plane perpendicular to it. The femur's cross-section
 is found in a seed plane (the bone nearest the frame's axis at the frame centre, or in the
 CT's last plane towards the femur's middle when the CT does not reach the centre) and
 followed plane by plane towards each end: the femur in the next plane is the bone
@@ -30,7 +30,7 @@ import SimpleITK as sitk
 from scipy import ndimage
 
 from ..framing.frame import ThighFrame, rotation_z_to
-from .t_range import ct_t_range
+from ..framing.t_range import ct_t_range
 from .hu_ranges import FEMUR_BONE
 
 STEP_MM = 1.0  # along t and in the plane
@@ -41,6 +41,7 @@ MAX_TRACK_MM = 320.0  # an end is searched this far from its seed (a femur is 35
 SMOOTH_SIGMA_MM = 0.5  # against noise (up to ~30 HU SD); more would blur cortex across a 3 mm joint space
 GROWTH_MM = 3.0  # the cross-section may grow this much outwards per plane (a surface >= ~18 deg to the plane)
 CROP_PAD = int(round(GROWTH_MM / STEP_MM)) + 8  # pixels around the last section: its growth and hole-filling room
+BLOCK_PLANES = 8  # planes resampled at a time as the search goes on (``_Column``)
 END_FRACTION = 0.25  # the end zone: the cross-section below this share of its largest so far ...
 MIN_SHRINK = 0.08  # ... shrinking by at least this share per plane (a bone cap); slower: a bridge
 EDGE_VOXELS = 1.0  # a femur section this close to the CT's first or last voxel is cut by the scan ...
@@ -59,18 +60,58 @@ def _box(mask: np.ndarray, pad: int) -> tuple[slice, slice]:
     return (slice(max(rows[0] - pad, 0), rows[-1] + pad + 1), slice(max(cols[0] - pad, 0), cols[-1] + pad + 1))
 
 
-def _column(ct: sitk.Image, origin: np.ndarray, rot: np.ndarray, t_lo: float, t_hi: float) -> tuple[np.ndarray, dict]:
-    """The CT resampled into a frame-aligned column (t, v, u) from t_lo to t_hi, with the
-    geometry needed to map column indices back to LPS points."""
-    n_in = int(round(2 * SEARCH_HALF_WIDTH_MM / STEP_MM)) + 1
-    n_t = max(int(np.floor((t_hi - t_lo) / STEP_MM)) + 1, 1)
-    ref = sitk.Image([n_in, n_in, n_t], sitk.sitkFloat32)
-    ref.SetSpacing([STEP_MM] * 3)
-    ref.SetDirection(tuple(rot.ravel()))
-    start = origin + rot @ np.array([-SEARCH_HALF_WIDTH_MM, -SEARCH_HALF_WIDTH_MM, t_lo])
-    ref.SetOrigin(tuple(float(v) for v in start))
-    col = sitk.Resample(ct, ref, sitk.Transform(), sitk.sitkLinear, -1000.0, sitk.sitkFloat32)  # no float CT copy
-    return sitk.GetArrayFromImage(col), {"start": start, "rot": rot, "t_lo": t_lo}
+class _Column:
+    """The CT resampled into a frame-aligned column (t, v, u) from t_lo to t_hi, lazily: only
+    the planes the search reaches and, after the seed plane, only a box around the femur
+    (``BLOCK_PLANES`` planes at a time). The search stops at the femur's end, usually well
+    before ``MAX_TRACK_MM``, and the femur fills a small part of each plane: resampling the
+    whole column was most of the femur lines' time. Each voxel is the CT's linear
+    interpolation at the same point as in a whole column (no float CT copy is made)."""
+
+    def __init__(self, ct: sitk.Image, origin: np.ndarray, rot: np.ndarray, t_lo: float, t_hi: float):
+        self.n_in = int(round(2 * SEARCH_HALF_WIDTH_MM / STEP_MM)) + 1
+        self.n_t = max(int(np.floor((t_hi - t_lo) / STEP_MM)) + 1, 1)
+        self.shape = (self.n_t, self.n_in, self.n_in)
+        self.ct, self.rot = ct, rot
+        self.start = origin + rot @ np.array([-SEARCH_HALF_WIDTH_MM, -SEARCH_HALF_WIDTH_MM, t_lo])
+        self.geo = {"start": self.start, "rot": rot, "t_lo": t_lo}
+        self._data = np.empty(self.shape, np.float32)
+        self._filled = [None] * self.n_t  # per plane the (row0, row1, col0, col1) box resampled so far
+
+    def plane(self, k: int) -> np.ndarray:
+        """The whole plane ``k``."""
+        if self._filled[k] != (0, self.n_in, 0, self.n_in):
+            self._fill(k, (0, self.n_in, 0, self.n_in), step=1, planes=1)
+        return self._data[k]
+
+    def region(self, k: int, box: tuple[slice, slice], step: int) -> np.ndarray:
+        """Plane ``k`` inside ``box``; a miss resamples the next planes in direction ``step``
+        within the box grown by what the femur can grow over them (GROWTH_MM per plane)."""
+        r0, r1 = max(box[0].start, 0), min(box[0].stop, self.n_in)
+        c0, c1 = max(box[1].start, 0), min(box[1].stop, self.n_in)
+        have = self._filled[k]
+        if not (have and have[0] <= r0 and r1 <= have[1] and have[2] <= c0 and c1 <= have[3]):
+            self._fill(k, (r0, r1, c0, c1), step)
+        return self._data[k, r0:r1, c0:c1]
+
+    def _fill(self, k: int, box: tuple[int, int, int, int], step: int, planes: int = BLOCK_PLANES) -> None:
+        ks = [j for j in range(k, k + step * planes, step) if 0 <= j < self.n_t]
+        pad = int(np.ceil(planes * GROWTH_MM / STEP_MM)) if planes > 1 else 0
+        r0, r1, c0, c1 = max(box[0] - pad, 0), min(box[1] + pad, self.n_in), max(box[2] - pad, 0), min(box[3] + pad, self.n_in)
+        for j in ks:  # keep what these planes hold already
+            if self._filled[j]:
+                h = self._filled[j]
+                r0, r1, c0, c1 = min(r0, h[0]), max(r1, h[1]), min(c0, h[2]), max(c1, h[3])
+        k_lo = min(ks)
+        ref = sitk.Image([int(c1 - c0), int(r1 - r0), len(ks)], sitk.sitkFloat32)
+        ref.SetSpacing([STEP_MM] * 3)
+        ref.SetDirection(tuple(self.rot.ravel()))
+        corner = self.start + self.rot @ (np.array([c0, r0, k_lo], float) * STEP_MM)
+        ref.SetOrigin(tuple(float(v) for v in corner))
+        block = sitk.Resample(self.ct, ref, sitk.Transform(), sitk.sitkLinear, -1000.0, sitk.sitkFloat32)
+        self._data[k_lo:k_lo + len(ks), r0:r1, c0:c1] = sitk.GetArrayViewFromImage(block)
+        for j in ks:
+            self._filled[j] = (r0, r1, c0, c1)
 
 
 def _seed(bone: np.ndarray, centre_uv: np.ndarray) -> np.ndarray | None:
@@ -87,17 +128,17 @@ def _seed(bone: np.ndarray, centre_uv: np.ndarray) -> np.ndarray | None:
     return None if best is None else ndimage.binary_fill_holes(lab == best)
 
 
-def _follow(col: np.ndarray, seed_k: int, step: int, centre_uv: np.ndarray) -> tuple[list[float], list]:
+def _follow(col: _Column, seed_k: int, step: int, centre_uv: np.ndarray) -> tuple[list[float], list]:
     """Areas (mm²) and masks of the femur cross-section from plane ``seed_k`` on in
     direction ``step`` (+1 / -1) until it vanishes or the column ends."""
-    femur = _seed(FEMUR_BONE.contains(_smooth(col[seed_k])), centre_uv)
+    femur = _seed(FEMUR_BONE.contains(_smooth(col.plane(seed_k))), centre_uv)
     areas, masks = [], []
     k = seed_k
     while femur is not None and femur.any():
         areas.append(float(femur.sum()) * STEP_MM**2)
         masks.append(femur)
         k += step
-        if not 0 <= k < col.shape[0]:
+        if not 0 <= k < col.n_t:
             break
         # Bone pieces overlapping the femur of the last plane, filled together (not the whole
         # plane filled, or an acetabulum ringing the head would swallow the joint space), and
@@ -105,7 +146,7 @@ def _follow(col: np.ndarray, seed_k: int, step: int, centre_uv: np.ndarray) -> t
         # slowly, so the femur's shrinking cap still shows. Worked in a box around the last
         # section: the new one cannot leave it.
         box = _box(femur, CROP_PAD)
-        bone = FEMUR_BONE.contains(_smooth(col[k][box]))
+        bone = FEMUR_BONE.contains(_smooth(col.region(k, box, step)))
         last = femur[box]
         lab, _ = ndimage.label(bone)
         touching = np.unique(lab[last & bone])
@@ -181,16 +222,16 @@ def _one_end(ct: sitk.Image, origin: np.ndarray, rot: np.ndarray, t_seed: float,
     lo, hi = sorted((t_seed, t_limit))
     if hi - lo < 2 * STEP_MM:
         return None
-    col, geo = _column(ct, origin, rot, lo, hi)
+    col = _Column(ct, origin, rot, lo, hi)
     centre_uv = np.array([SEARCH_HALF_WIDTH_MM, SEARCH_HALF_WIDTH_MM]) / STEP_MM
     seed_k = 0 if direction > 0 else col.shape[0] - 1
     areas, masks = _follow(col, seed_k, direction, centre_uv)
     if not areas:
         return None
     i = _end_index(areas)
-    if i == col.shape[0] - 1:  # still bone in the column's last plane: no end within MAX_TRACK_MM or the CT
+    if i == col.n_t - 1:  # still bone in the column's last plane: no end within MAX_TRACK_MM or the CT
         return None
-    if _cut_by_edge(_Edge(ct, geo, col.shape), masks, seed_k, direction, i - int(EDGE_CHECK_MM / STEP_MM), i):
+    if _cut_by_edge(_Edge(ct, col.geo, col.shape), masks, seed_k, direction, i - int(EDGE_CHECK_MM / STEP_MM), i):
         return None
     return float(lo + (seed_k + direction * i) * STEP_MM + direction * 0.5 * STEP_MM)
 
