@@ -98,6 +98,20 @@ def test_largest_component_per_class_keeps_diagonal_contacts_and_removes_islands
     assert labels[8, 8, 8] == 3  # the input is not modified
 
 
+def test_only_a_part_reaching_into_the_analysed_field_is_kept():
+    """Beyond the field (the reach) a muscle's part is kept only as the end of one inside it."""
+    labels = np.zeros((20, 8, 8), np.uint8)
+    labels[0:5, 1:7, 1:7] = 2  # 180 voxels, wholly beyond the field (slices 6-13): dropped
+    labels[8:12, 2:4, 2:4] = 2  # 16 voxels inside: kept
+    labels[11:18, 5:7, 5:7] = 4  # crosses the field's hip end: kept whole, its end beyond too
+    labels[15:20, 0:2, 0:2] = 6  # only beyond the field: no such muscle here
+    out = keep_largest_components(labels, within=slice(6, 14))
+    assert (out == 2).sum() == 16 and (out[0:5] == 0).all()
+    assert (out == 4).sum() == 28 and out[17, 5, 5] == 4
+    assert not (out == 6).any()
+    np.testing.assert_array_equal(keep_largest_components(labels, within=slice(0, 20)), keep_largest_components(labels))
+
+
 def _hu_grid(shape=(14, 12, 10), seed=0):
     return np.random.default_rng(seed).normal(40, 150, shape).astype(np.float32)
 

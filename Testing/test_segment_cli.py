@@ -78,15 +78,21 @@ def test_height_must_be_in_centimetres(tmp_path):
     assert r.returncode != 0 and "centimetres" in r.stderr
 
 
-def test_frames_json_holds_the_fields_that_hold_every_label(segmented, small_phantom):
+def test_frames_json_holds_the_fields_and_their_reach_that_hold_every_label(segmented, small_phantom):
     from ThighMuscleSegLib import framing
 
     _, out = segmented
     frames = framing.frames_from_json((out / "frames.json").read_text(encoding="utf-8"))
     assert sorted(f.side for f in frames) == ["left", "right"]
-    labels = sitk.ReadImage(str(out / "labels.nii.gz"))
-    inside = framing.field_mask(frames, labels)
-    assert inside.any() and not (sitk.GetArrayViewFromImage(labels)[~inside] > 0).any()
+    ct = sitk.ReadImage(str(small_phantom / "ct.nii.gz"))
+    assert [f.reach_mm for f in frames] == [framing.reach_into_scan(ct, f) for f in frames]
+    assert any(f.reach_mm != (0.0, 0.0) for f in frames)  # this CT goes on beyond the fields' hip ends
+    labels = sitk.GetArrayFromImage(sitk.ReadImage(str(out / "labels.nii.gz")))
+    read = framing.field_mask(framing.reading_frames(frames), ct)
+    analysed = framing.field_mask(frames, ct)
+    assert analysed.any() and not (analysed & ~read).any()
+    assert not (labels[~read] > 0).any()  # nothing outside what the views read
+    assert (labels[read & ~analysed] > 0).any()  # but muscle beyond the analysed fields, where they read on
 
 
 def test_progress_lines_are_json_with_stage_and_percent_and_a_final_done(segmented):

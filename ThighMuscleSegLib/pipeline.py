@@ -34,7 +34,7 @@ class Segmentation:
     ct: sitk.Image
     labels: sitk.Image  # uint8, CT geometry: right 1-10, left 11-20
     disagreement: sitk.Image  # uint8, CT geometry: views whose vote differs from the result
-    frames: list
+    frames: list  # framing.ThighFrame: the analysed fields (each with the reach its views read beyond)
     device: str
     seconds: dict[str, float] = field(default_factory=dict)
     volumes: list = field(default_factory=list)  # measure.MuscleVolume rows, with their quality flags
@@ -68,9 +68,10 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
     if progress is not None:
         progress.update("frame", 0.0, "finding the thighs")
     frames = framing.frame_thighs(ct, override=override, progress=progress)
+    reading = framing.reading_frames(frames)  # each field lengthened where the scan goes on beyond it
     seconds["frame"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    grids = {frame.side: framing.to_grid(ct, frame, "linear") for frame in frames}
+    grids = {frame.side: framing.to_grid(ct, frame, "linear") for frame in reading}
     seconds["grid"] = time.perf_counter() - t0
 
     def side_progress(side: str):
@@ -78,7 +79,8 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
 
     t0 = time.perf_counter()
     predictions = predict_thighs(grids, model, device=device, progress=progress, fusion=fusion, log=log,
-                                 fuse_progress=side_progress, engine=engine)
+                                 fuse_progress=side_progress, engine=engine,
+                                 analysed={f.side: f.analysed_slices() for f in frames})
     seconds["infer"] = time.perf_counter() - t0  # replaced below by the views' own wall time
     del grids
     label_grids = {side: p.labels for side, p in predictions.items()}
@@ -92,8 +94,8 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
     t0 = time.perf_counter()
     if progress is not None:
         progress.update("unframe", 0.0, "putting the muscles back into the CT")
-    labels = framing.from_grid(label_grids, frames, ct, back_interpolation)
-    disagreement = framing.map_to_ct(disagreement_grids, frames, ct)
+    labels = framing.from_grid(label_grids, reading, ct, back_interpolation)
+    disagreement = framing.map_to_ct(disagreement_grids, reading, ct)
     seconds["unframe"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if progress is not None:

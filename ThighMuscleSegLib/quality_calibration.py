@@ -97,11 +97,14 @@ def case_samples(case: Path, model, *, damage_per_thigh: int, rng: np.random.Gen
     gt_arr = sitk.GetArrayViewFromImage(gt)
     frames = framing.frame_thighs(ct)
     inside = framing.field_mask(frames, gt) if scope == "field" else None
+    reading = {f.side: f.reading() for f in frames}  # as thighseg segment reads them
+    analysed = {f.side: f.analysed_slices() for f in frames}
     outputs, preds = {}, {}
-    for frame in frames:
-        outputs[frame.side] = infer_views(framing.to_grid(ct, frame, "linear"), model, device=device)
-        preds[frame.side] = fuse_and_clean(outputs[frame.side])
-    labels = framing.from_grid({s: p.labels for s, p in preds.items()}, frames, ct, DEFAULT_BACK_INTERPOLATION)
+    for side, frame in reading.items():
+        outputs[side] = infer_views(framing.to_grid(ct, frame, "linear"), model, device=device)
+        preds[side] = fuse_and_clean(outputs[side], analysed=analysed[side])
+    labels = framing.from_grid({s: p.labels for s, p in preds.items()}, list(reading.values()), ct,
+                               DEFAULT_BACK_INTERPOLATION)
     volumes = _cm3(labels)
     dice, gt_voxels = dice_by_label(sitk.GetArrayViewFromImage(labels), gt_arr, inside)
     stats = {s: p.stats for s, p in preds.items()}
@@ -110,8 +113,8 @@ def case_samples(case: Path, model, *, damage_per_thigh: int, rng: np.random.Gen
         side, out = frame.side, outputs[frame.side]
         for damage in draw_damages(rng, preds[side].labels, tuple(out.view_labels), damage_per_thigh):
             views, prob = apply_damage(out.view_labels, out.prob_sum, preds[side].labels, damage)
-            pred = fuse_and_clean(ViewOutputs(views, prob, out.device, grid_hu=out.grid_hu))
-            side_ct = framing.from_grid({side: pred.labels}, [frame], ct, DEFAULT_BACK_INTERPOLATION)
+            pred = fuse_and_clean(ViewOutputs(views, prob, out.device, grid_hu=out.grid_hu), analysed=analysed[side])
+            side_ct = framing.from_grid({side: pred.labels}, [reading[side]], ct, DEFAULT_BACK_INTERPOLATION)
             side_values = {m.label_value(side) for m in C.CLASSES}
             vols = {v: c for v, c in volumes.items() if v not in side_values} | \
                 {v: c for v, c in _cm3(side_ct).items() if v in side_values}

@@ -7,12 +7,17 @@ rotation that takes the grid's z axis onto the femur's long axis (pointing super
 turning the in-plane axes as little as possible, and M mirrors x for the left thigh (so a
 left thigh looks like a right one). The inverse is ``g = Mᵀ Rᵀ (p - centre)``, exact by
 construction: both directions use the same matrix.
+
+The views read a little more than the analysed field where the scan goes on: ``reach_mm``
+(knee end, hip end) lengthens it along the femur (``reading()``), so the ends of the long
+muscles beyond 360 mm are segmented too; the quality flag, ``frames.json``'s field and
+``--scope field`` stay with the 360 mm field (``docs/framing.md``, "Reach").
 """
 
 from __future__ import annotations
 
 import json
-from dataclasses import asdict, dataclass, field
+from dataclasses import asdict, dataclass, field, replace
 
 import numpy as np
 
@@ -47,6 +52,8 @@ class ThighFrame:
     split_midline: list[tuple[float, float]] = field(default_factory=list)
     grid_shape: tuple[int, int, int] = GRID_SHAPE_ZYX
     spacing_mm: float = GRID_SPACING_MM
+    # mm read beyond the field's knee (grid z low) and hip (grid z high) ends: whole slices
+    reach_mm: tuple[float, float] = (0.0, 0.0)
 
     @property
     def mirror(self) -> bool:
@@ -87,6 +94,27 @@ class ThighFrame:
         mid = np.interp(p[:, 2], knots[:, 0], knots[:, 1])
         return p[:, 0] < mid if self.side == "right" else p[:, 0] >= mid
 
+    def reach_slices(self) -> tuple[int, int]:
+        """Grid slices read beyond the knee and the hip end of the field."""
+        return tuple(int(round(r / self.spacing_mm)) for r in self.reach_mm)
+
+    def reading(self) -> "ThighFrame":
+        """The frame the views read: this field lengthened by ``reach_mm`` along the grid's z
+        axis (its centre moved by half the difference), with no reach of its own. Its slices
+        ``analysed_slices()`` are this frame's field, voxel for voxel."""
+        below, above = self.reach_slices()
+        if below == above == 0:
+            return self
+        z_dir = self.linear()[:, 2]  # the grid's z axis in the CT
+        centre = np.array(self.centre) + z_dir * (above - below) * self.spacing_mm / 2.0
+        shape = (self.grid_shape[0] + below + above,) + tuple(self.grid_shape[1:])
+        return replace(self, centre=tuple(float(v) for v in centre), grid_shape=shape, reach_mm=(0.0, 0.0))
+
+    def analysed_slices(self) -> slice:
+        """This field's slices within the grid of ``reading()``."""
+        below = self.reach_slices()[0]
+        return slice(below, below + self.grid_shape[0])
+
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2)
 
@@ -100,6 +128,7 @@ class ThighFrame:
         d["centre"], d["axis"], d["z_range_mm"] = tuple(d["centre"]), tuple(d["axis"]), tuple(d["z_range_mm"])
         d["grid_shape"] = tuple(d["grid_shape"])
         d["split_midline"] = [tuple(v) for v in d.get("split_midline", [])]
+        d["reach_mm"] = tuple(float(v) for v in d.get("reach_mm", (0.0, 0.0)))  # absent before 2026-12
         return cls(**d)
 
     def axis_angle_deg(self, direction) -> float:

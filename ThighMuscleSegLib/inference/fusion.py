@@ -17,8 +17,11 @@ from .prediction import ThighPrediction, ViewOutputs
 
 
 def fuse_and_clean(outputs: ViewOutputs, fusion: str = "vote", clean: bool = True,
-                   progress=None) -> ThighPrediction:
-    """The views' fused labels, their disagreement, the clean-up and the per-class statistics."""
+                   progress=None, analysed: slice = slice(None)) -> ThighPrediction:
+    """The views' fused labels, their disagreement, the clean-up and the per-class statistics.
+    ``analysed``: the grid slices of the analysed field inside a longer read
+    (``framing.ThighFrame.analysed_slices``): the kept part of each muscle must reach into
+    them, and the statistics (the quality flag's evidence) are taken over them."""
     view_labels, prob_sum, seconds = outputs.view_labels, outputs.prob_sum, dict(outputs.seconds)
     t0 = time.perf_counter()
     if progress is not None:
@@ -32,10 +35,11 @@ def fuse_and_clean(outputs: ViewOutputs, fusion: str = "vote", clean: bool = Tru
     t0 = time.perf_counter()
     if progress is not None:
         progress.update("clean", 0.0, "keeping the largest connected part of each muscle")
-    labels = cleanup.keep_largest_components(fused) if clean else fused.copy()
+    labels = cleanup.keep_largest_components(fused, within=analysed) if clean else fused.copy()
     seconds["clean"] = time.perf_counter() - t0
     t0 = time.perf_counter()
-    stats = class_stats(views, prob_sum, fused, labels, outputs.grid_hu)
+    grid_hu = None if outputs.grid_hu is None else outputs.grid_hu[analysed]
+    stats = class_stats([v[analysed] for v in views], prob_sum[:, analysed], fused[analysed], labels[analysed], grid_hu)
     seconds["agreement"] = time.perf_counter() - t0
     return ThighPrediction(labels, fused, disagree, confidence, view_labels, fusion, outputs.device, seconds,
                            stats)

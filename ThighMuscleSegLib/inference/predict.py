@@ -65,10 +65,12 @@ def predict_thighs(grids_hu: dict[str, np.ndarray], model: Model, device: str = 
                    batch_size: int = DEFAULT_BATCH_SIZE, progress=None, fusion: str = "vote",
                    clean: bool = True, threads: int | None = None,
                    log: Callable[[str], None] | None = None, fuse_progress=None,
-                   engine: str = "auto") -> dict[str, ThighPrediction]:
+                   engine: str = "auto", analysed: dict[str, slice] | None = None) -> dict[str, ThighPrediction]:
     """``predict_thigh`` for several framed thighs (key -> HU grid), their views run together on
     the lanes (``lanes``): both thighs of a CT keep every core busy to the end.
-    ``fuse_progress(key)``: the progress for one thigh's "fuse" and "clean" (default ``progress``)."""
+    ``fuse_progress(key)``: the progress for one thigh's "fuse" and "clean" (default ``progress``).
+    ``analysed``: key -> the grid slices of the analysed field, where a grid reads beyond it
+    (the per-class statistics are taken there; default: the whole grid)."""
     grids = {k: check_grid(g) for k, g in grids_hu.items()}
     if fusion not in voting.FUSIONS:
         raise ValueError(f"fusion must be one of {voting.FUSIONS}, not {fusion!r}")
@@ -78,7 +80,8 @@ def predict_thighs(grids_hu: dict[str, np.ndarray], model: Model, device: str = 
     if model.settings.architecture == "3d":
         return _predict_3d(grids, model, dev, progress, clean, threads)
     outputs = _run_views(grids, model, dev, batch_size, progress, threads, engine=engine)
-    return {k: fuse_and_clean(o, fusion, clean, fuse_progress(k) if fuse_progress else progress)
+    return {k: fuse_and_clean(o, fusion, clean, fuse_progress(k) if fuse_progress else progress,
+                              (analysed or {}).get(k, slice(None)))
             for k, o in outputs.items()}
 
 

@@ -9,7 +9,7 @@ higher holds less of every muscle. So every number is compared over the same str
    every time, while the knee end's offset from the condyles varied by 10-15 mm and was often
    not found; ``make repeatability`` pilot, 2026-12-02), else the knee end:
    ``t_current = t_prior + shift``. An adult's femur does not change length: nothing is scaled.
-2. The common range is where both scans' ``covered_mm`` (the CT and the analysed field) meet,
+2. The common range is where both scans' ``covered_mm`` (the CT and the segmented field) meet,
    in the current scan's t. Each 2 mm slab (``slabs``) counts with the share of its thickness
    that lies inside it, so the two sums cover exactly the same millimetres.
 3. Per muscle and side, over the common range: volume (cm³), mean HU, IMAT % (``hu_ranges``),

@@ -3,8 +3,8 @@
 ``t`` (mm) is the position along the frame's long axis (towards the hip) measured from the
 frame centre: ``t = (p - centre) · axis``. Along it lie the distal end of the femoral
 condyles (the knee end) and the top of the femoral head (the hip end), each found only when
-the CT holds it (``femur_ends``), and the t range the CT and the thigh's analysed field both
-cover. Every along-the-femur number (slabs, CSA profiles, the prior comparison) uses it, and
+the CT holds it (``femur_ends``), and the t range the CT and the thigh's segmented field (the
+analysed field with its reach, ``framing.ThighFrame.reach_mm``) both cover. Every along-the-femur number (slabs, CSA profiles, the prior comparison) uses it, and
 ``thighseg segment`` stores it in ``frames.json`` so later commands need no CT.
 """
 
@@ -18,7 +18,7 @@ import SimpleITK as sitk
 
 from ..framing.frame import ThighFrame
 from .femur_ends import femur_ends
-from .t_range import ct_t_range
+from ..framing.t_range import ct_t_range
 
 
 @dataclass(frozen=True)
@@ -28,7 +28,7 @@ class FemurLine:
     axis: tuple[float, float, float]  # unit LPS vector, towards the hip (the frame's femur axis)
     knee_end_mm: float | None  # t of the distal end of the femoral condyles; None when not in the scan
     hip_end_mm: float | None  # t of the top of the femoral head; None when not in the scan
-    covered_mm: tuple[float, float]  # t range covered by the CT AND this thigh's analysed field
+    covered_mm: tuple[float, float]  # t range covered by the CT AND this thigh's segmented field (with its reach)
 
     def t_mm(self, points_lps: np.ndarray) -> np.ndarray:
         """(N, 3) LPS points -> (N,) their t along the axis."""
@@ -73,13 +73,15 @@ class FemurLine:
 
 
 def field_t_range(frame: ThighFrame) -> tuple[float, float]:
-    """t range of the frame's analysed field (its long side, centred on the frame centre)."""
+    """t range of what the frame's views segmented: its field (its long side, centred on the
+    frame centre) and the reach beyond its knee and hip ends (the grid's z runs along the axis)."""
     half = frame.grid_shape[0] * frame.spacing_mm / 2.0
-    return -half, half
+    below, above = frame.reach_mm
+    return -half - below, half + above
 
 
 def covered_range(ct: sitk.Image, frame: ThighFrame) -> tuple[float, float]:
-    """t range covered by both the CT and the frame's field (empty: (x, x))."""
+    """t range covered by both the CT and what the frame's views segmented (empty: (x, x))."""
     origin, axis = np.asarray(frame.centre, float), _unit(frame.axis)
     c_lo, c_hi = ct_t_range(ct, origin, axis)
     f_lo, f_hi = field_t_range(frame)

@@ -5,9 +5,10 @@ to the femur axis over that slab, whatever the tilt of the femur against the CT'
 a cylinder along the axis: exactly its cross-section, πr²). The profile takes it at 0 to
 100 % of the femur length (0 % the knee end, 100 % the hip end), every 1 %: the mean over
 ``WINDOW_MM`` of slabs around each slab centre, interpolated linearly between them. Levels
-the CT and the analysed field do not both cover (``FemurLine.covered_mm``) have no area
-(empty cells), never 0: a muscle the scan did not reach is not absent. When the CT lacks an end of the femur there is no length: the profile
-is given by t along the axis at the slab centres, with the level empty.
+the CT and the segmented field (with its reach) do not both cover (``FemurLine.covered_mm``)
+have no area (empty cells), never 0: a muscle the scan did not reach is not absent. When the
+CT lacks an end of the femur there is no length: the profile is given by t along the axis at
+the slab centres, with the level empty.
 """
 
 from __future__ import annotations

@@ -1,7 +1,7 @@
 """The t range (mm along a thigh's femur axis) that a CT's slices cover.
 
-Its own module so that the femur line (``femur``) and the search for the femur's ends
-(``femur_ends``, which ``femur`` calls) both use it without importing each other.
+In ``framing`` because the field's reach beyond its ends (``framing.frame_thighs``) needs it;
+the femur line (``measure.femur``) and the search for the femur's ends use it too.
 """
 
 from __future__ import annotations
