@@ -154,7 +154,7 @@ calibrate-quality-eval: $(STAMP)
 # marks changes against: REPEAT_BODIES phantom bodies of the adult population (--select train,
 # seeds from 80000, used by nothing else), each scanned twice (thighseg phantom --rescan),
 # segmented with MODEL and compared; installs ThighMuscleSegLib/data/repeatability.json and
-# docs/repeatability.md (commit them with the model). 24 bodies: 59 minutes on the shared 2-core CPU (2026-12-02).
+# docs/repeatability.md (commit them with the model). 24 bodies: 33 minutes on the shared 2-core CPU (2026-12-03, beside other runs).
 REPEAT_SEED ?= 80000
 REPEAT_BODIES ?= 24
 repeatability: $(STAMP)

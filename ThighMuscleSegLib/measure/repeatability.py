@@ -85,6 +85,9 @@ def markdown(data: dict) -> str:
         lines.append(f"| {c.name} | {s['n']} | {_f(s['mean'])} | {_f(s['sd'])} | {_f(s['sem'])} | **{_f(s['sdc'])}** "
                      f"| {_f(t.get('sd'))} |")
     lines += ["", "## Other measures: SDC (segmented)", "",
+              "CSA SDCs in % explode where a muscle's area at that level is near zero in some scans (e.g. "
+              "the adductors at 25 %, biceps femoris at 75 %): there, read a CSA change in cm² or not at all; "
+              "the volume over the common range is the number to follow.", "",
               "| muscle | " + " | ".join(f"{k} ({UNITS.get(k, '%')})" for k in METRICS[1:]) + " |",
               "| --- |" + " --- |" * (len(METRICS) - 1)]
     for c in C.CLASSES:
