@@ -28,13 +28,13 @@ def keep_largest_components(labels: np.ndarray, within: slice = slice(None)) -> 
         raise ValueError(f"labels must be a 3-D volume, not {labels.ndim}-D")
     out = labels.copy()
     z_lo, z_hi, _ = within.indices(labels.shape[0])
+    everywhere = (z_lo, z_hi) == (0, labels.shape[0])
     # Each class is labelled inside its own bounding box: far cheaper than the whole grid.
     for class_id, box in enumerate(ndimage.find_objects(labels), start=1):
         if box is None:
             continue
         mask = labels[box] == class_id
         components, count = ndimage.label(mask, structure=FULL_CONNECTIVITY)
-        everywhere = (z_lo, z_hi) == (0, labels.shape[0])
         if count <= 1 and everywhere:
             continue
         sizes = np.bincount(components.ravel(), minlength=count + 1)
