@@ -212,6 +212,45 @@ def test_linear_back_interpolation_is_the_argmax_of_every_label_interpolated(sma
     assert np.mean(fast != plain) < 1e-3  # only float ties at exact half-way points may differ
 
 
+def _plain_linear_labels(grid: np.ndarray, frame: ThighFrame, ct: sitk.Image) -> np.ndarray:
+    """The definition of linear votes: every label's indicator (background included) over the
+    whole grid interpolated linearly by SimpleITK; the argmax (ties to the lower id)."""
+    from ThighMuscleSegLib.framing.resample import grid_reference, grid_to_ct_transform
+
+    inverse = grid_to_ct_transform(frame).GetInverse()
+    shares = []
+    for value in range(int(grid.max()) + 1):
+        indicator = sitk.GetImageFromArray((grid == value).astype(np.float32))
+        indicator.CopyInformation(grid_reference(frame))
+        shares.append(sitk.GetArrayFromImage(sitk.Resample(indicator, ct, inverse, sitk.sitkLinear, 0.0,
+                                                           sitk.sitkFloat32)))
+    return np.argmax(np.stack(shares), axis=0)
+
+
+def test_linear_votes_match_the_definition_at_the_grid_edges_and_the_map_comes_back_with_them():
+    """Blocks of every label reach the grid's faces (where linear interpolation clamps to the
+    edge voxel, and beyond the grid gives nothing), the CT reaches past the grid on all sides:
+    the one-pass result equals the definition but for float ties, and the disagreement map
+    put back in the same pass equals putting it back alone."""
+    axis = np.array([-0.2, 0.12, 0.97])
+    frame = ThighFrame("right", (1.0, 4.0, -3.0), tuple(axis / np.linalg.norm(axis)), (-25.0, 25.0),
+                       grid_shape=(20, 16, 16))
+    rng = np.random.default_rng(3)
+    grid = np.kron(rng.integers(0, 11, (5, 4, 4)), np.ones((4, 4, 4))).astype(np.uint8)
+    extra = rng.integers(0, 4, grid.shape).astype(np.uint8)
+    ct = sitk.Image([64, 64, 60], sitk.sitkInt16)
+    ct.SetSpacing((0.75, 0.75, 0.9))
+    ct.SetOrigin((-23.0, -20.0, -28.0))
+    labels, back_extra = F.labels_and_map_to_ct({"right": grid}, {"right": extra}, [frame], ct, "linear")
+    fast = sitk.GetArrayFromImage(labels)
+    plain = _plain_linear_labels(grid, frame, ct)
+    assert np.count_nonzero(plain) > 0.2 * plain.size and np.count_nonzero(plain == 0) > 0.2 * plain.size
+    assert np.mean(fast != plain) < 1e-4
+    alone = F.map_to_ct({"right": extra}, [frame], ct)
+    assert np.array_equal(sitk.GetArrayFromImage(back_extra), sitk.GetArrayFromImage(alone))
+    assert np.array_equal(fast, sitk.GetArrayFromImage(F.from_grid({"right": grid}, [frame], ct, "linear")))
+
+
 def _legs_image(left_x: float, right_x: float | None, lone_from_k: int = 0) -> sitk.Image:
     """4 mm LPS slices of round legs (100 mm across, a 24 mm femur each); the right leg is absent
     from slice ``lone_from_k`` up (or everywhere when ``right_x`` is None)."""

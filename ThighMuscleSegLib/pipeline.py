@@ -94,8 +94,8 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
     t0 = time.perf_counter()
     if progress is not None:
         progress.update("unframe", 0.0, "putting the muscles back into the CT")
-    labels = framing.from_grid(label_grids, reading, ct, back_interpolation)
-    disagreement = framing.map_to_ct(disagreement_grids, reading, ct)
+    labels, disagreement = framing.labels_and_map_to_ct(label_grids, disagreement_grids, reading, ct,
+                                                        back_interpolation)
     seconds["unframe"] = time.perf_counter() - t0
     t0 = time.perf_counter()
     if progress is not None:

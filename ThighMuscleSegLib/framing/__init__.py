@@ -3,7 +3,7 @@ it with its femur, crop a fixed 256 × 256 × 360 mm field at 2 mm, mirror the l
 results back into the CT with the exact inverse.
 
 ``frame_thighs(ct)`` -> frames; ``to_grid`` / ``from_grid`` / ``map_to_ct`` move images
-between the CT and the grid.
+between the CT and the grid (``labels_and_map_to_ct``: labels and a map back in one pass).
 """
 
 from __future__ import annotations
@@ -14,12 +14,12 @@ import SimpleITK as sitk
 from ..io import InputError
 from . import locate as L
 from .frame import GRID_SHAPE_ZYX, GRID_SPACING_MM, ThighFrame, frames_from_json, frames_to_json
-from .resample import field_mask, from_grid, map_to_ct, to_grid
+from .resample import field_mask, from_grid, labels_and_map_to_ct, map_to_ct, to_grid
 from .t_range import ct_t_range
 
 __all__ = ["GRID_SHAPE_ZYX", "GRID_SPACING_MM", "NoThighError", "ThighFrame", "field_mask", "frame_thighs",
-           "frames_from_json", "frames_to_json", "from_grid", "map_to_ct", "notes_for_user", "reach_into_scan",
-           "reading_frames", "to_grid"]
+           "frames_from_json", "frames_to_json", "from_grid", "labels_and_map_to_ct", "map_to_ct", "notes_for_user",
+           "reach_into_scan", "reading_frames", "to_grid"]
 
 FIELD_MM = GRID_SHAPE_ZYX[0] * GRID_SPACING_MM
 PROXIMAL_SHIFT_MM = 20.0  # the muscle bulk sits above the shaft's middle

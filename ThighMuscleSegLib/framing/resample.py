@@ -9,7 +9,8 @@ the legs it lies, so touching thighs never claim each other's voxels.
 Labels going back: ``"nearest"`` (this function's default) or ``"linear"``, which
 interpolates each label's indicator linearly and keeps the largest (boundaries fall between
 grid voxels rather than on a 2 mm staircase; ``thighseg segment`` uses it, see
-``defaults.DEFAULT_BACK_INTERPOLATION``). Labels going forward use
+``defaults.DEFAULT_BACK_INTERPOLATION``): one nearest resample, and linear votes only where a
+voxel's interpolation cell holds two labels. The disagreement map goes back in the same pass. Labels going forward use
 ``"nearest"`` (or ``"label"``, SimpleITK's label-Gaussian vote, smoother but slow).
 """
 
@@ -19,7 +20,6 @@ from concurrent.futures import ThreadPoolExecutor
 
 import numpy as np
 import SimpleITK as sitk
-from scipy import ndimage
 
 from ..classes import model_ids_to_ct_labels
 from .frame import ThighFrame
@@ -117,111 +117,178 @@ def _sub_block(reference: sitk.Image, start, size) -> sitk.Image:
     return sub
 
 
-def _paste(grids: dict[str, np.ndarray], frames: list[ThighFrame], reference: sitk.Image,
-           interpolator: str, to_ct_values) -> sitk.Image:
-    """Each thigh's grid into its CT block (the two thighs at once: resampling and numpy
-    release the GIL), then the blocks into one CT-size map, in frame order."""
-    out = np.zeros(reference.GetSize()[::-1], np.uint8)
-    todo = [f for f in frames if f.side in grids]
+# Linear votes, fast: a CT voxel lies in one cell of eight grid voxels (its interpolation
+# cell); where the eight hold one label, that label wins (the linear weights sum to one), so one
+# nearest resample from an image of the cells (one voxel per cell, centred between grid voxels)
+# gives every such voxel its label, and only voxels in cells of two or more labels are voted on.
+_MIXED = 0xFF  # a cell's value when its corners hold more than one label (model ids are 0..10)
+_VOTE_CHUNK = 1 << 18  # points voted at once: bounds their (points x labels) shares to ~25 MB
+
+
+def _paste(frames: list[ThighFrame], reference: sitk.Image, interpolator: str,
+           label_grids: dict[str, np.ndarray] | None, extra_grids: dict[str, np.ndarray] | None
+           ) -> tuple[sitk.Image | None, sitk.Image | None]:
+    """Each thigh's grids into its CT block (the two thighs at once: resampling and numpy
+    release the GIL), then the blocks into CT-size maps, in frame order: (CT labels, extra)."""
+    grids_of = label_grids if label_grids is not None else extra_grids
+    todo = [f for f in frames if f.side in grids_of]
     boxes = [_field_box(f, reference) for f in todo]
     block_voxels = sum(int(np.prod(b[1])) for b in boxes if b is not None)
     parallel = len(todo) > 1 and block_voxels <= PARALLEL_BLOCKS_MAX_VOXELS
+
+    def back(frame: ThighFrame):
+        pick = lambda grids: None if grids is None else grids[frame.side]  # noqa: E731
+        return _block_back(frame, reference, interpolator, pick(label_grids), pick(extra_grids))
+
     with ThreadPoolExecutor(len(todo) if parallel else 1) as pool:
-        placed = list(pool.map(lambda f: _block_back(grids[f.side], f, reference, interpolator, to_ct_values), todo))
-    for block_of_ct in placed:
-        if block_of_ct is None:
+        placed = [p for p in pool.map(back, todo) if p is not None]
+    outs = []
+    for which, wanted in enumerate((label_grids, extra_grids)):
+        if wanted is None:
+            outs.append(None)
             continue
-        (start, size), values, keep = block_of_ct
-        block = out[start[2]:start[2] + size[2], start[1]:start[1] + size[1], start[0]:start[0] + size[0]]
-        block[keep] = values[keep]
-    img = sitk.GetImageFromArray(out)
-    img.CopyInformation(reference)
-    return img
+        out = np.zeros(reference.GetSize()[::-1], np.uint8)
+        for (start, size), maps in placed:
+            values, keep = maps[which]
+            block = out[start[2]:start[2] + size[2], start[1]:start[1] + size[1], start[0]:start[0] + size[0]]
+            block[keep] = values[keep]
+        img = sitk.GetImageFromArray(out)
+        img.CopyInformation(reference)
+        outs.append(img)
+    return outs[0], outs[1]
 
 
-def _block_back(grid: np.ndarray, frame: ThighFrame, reference: sitk.Image, interpolator: str, to_ct_values):
-    """((start, size), values, keep) of one thigh in its CT block, or None outside the CT."""
+def _block_back(frame: ThighFrame, reference: sitk.Image, interpolator: str, ids: np.ndarray | None,
+                extra: np.ndarray | None):
+    """((start, size), [(CT label values, keep), (extra values, keep)]) of one thigh in its CT
+    block, or None outside the CT; ``keep``: written there (non-zero, on this thigh's side)."""
     box = _field_box(frame, reference)
     if box is None:
         return None
     sub = _sub_block(reference, *box)
     inverse = grid_to_ct_transform(frame).GetInverse()
-    grid = np.ascontiguousarray(grid, dtype=np.uint8)
-    if interpolator == "linear":
-        back = _labels_by_linear_votes(grid, frame, sub, inverse)
-    else:
-        grid_img = sitk.GetImageFromArray(grid)
-        grid_img.CopyInformation(grid_reference(frame))
-        back = sitk.GetArrayFromImage(sitk.Resample(grid_img, sub, inverse, _INTERPOLATORS[interpolator], 0,
-                                                    sitk.sitkUInt8))
-    values = to_ct_values(back, frame.side)
+    id_back = extra_back = None
+    if ids is not None:  # the CT label values of this side, put back
+        ids = np.ascontiguousarray(ids, np.uint8)
+        ct_values = model_ids_to_ct_labels(np.arange(_MIXED), frame.side)
+        if interpolator == "linear":
+            id_back = _linear_back(ids, ct_values, frame, sub, inverse)
+        else:
+            id_back = _resample(ct_values[ids], grid_reference(frame), sub, inverse, _INTERPOLATORS[interpolator])
+    if extra is not None:
+        extra_back = _resample(extra, grid_reference(frame), sub, inverse, sitk.sitkNearestNeighbor)
+    shape = (id_back if id_back is not None else extra_back).shape
     mask = _side_mask(frame, lambda ijk: np.array(sub.TransformContinuousIndexToPhysicalPoint(
-        tuple(float(v) for v in ijk))), values.shape)
-    keep = values > 0 if mask is None else (values > 0) & mask
-    return box, values, keep
+        tuple(float(v) for v in ijk))), shape)
+    maps = []
+    for values in (id_back, extra_back):
+        keep = None if values is None else (values > 0 if mask is None else (values > 0) & mask)
+        maps.append((values, keep))
+    return box, maps
 
 
-def _labels_by_linear_votes(grid: np.ndarray, frame: ThighFrame, sub: sitk.Image, inverse) -> np.ndarray:
-    """Each label's indicator interpolated linearly into the CT block; the largest share wins.
-    Boundaries land between grid voxels instead of on the nearest one's staircase.
-
-    Linear weights sum to one, so the background's share is one minus the muscles' shares:
-    only the muscles are resampled, each only over the CT voxels its own grid box reaches,
-    and the float work stays inside the block that all the muscles reach."""
-    winner = np.zeros(sub.GetSize()[::-1], np.uint8)
-    # Each muscle's grid box, grown by one voxel: as far as linear interpolation reaches.
-    boxes = {value: tuple(slice(max(b.start - 1, 0), min(b.stop + 1, n)) for b, n in zip(box, grid.shape))
-             for value, box in enumerate(ndimage.find_objects(grid), start=1) if box is not None}
-    if not boxes:
-        return winner
-    union = tuple(slice(min(bx[a].start for bx in boxes.values()), max(bx[a].stop for bx in boxes.values()))
-                  for a in range(3))
-    muscles = _reach(union, frame, sub)
-    if muscles is None:
-        return winner
-    m_lo, m_size = muscles
-    best = np.zeros(m_size[::-1], np.float32)
-    total = np.zeros(m_size[::-1], np.float32)
-    won = winner[tuple(slice(m_lo[a], m_lo[a] + m_size[a]) for a in (2, 1, 0))]  # a view
-    for value, box in boxes.items():
-        reach = _reach(box, frame, sub)
-        if reach is None:
-            continue
-        lo, size = reach
-        indicator = sitk.GetImageFromArray((grid[box] == value).astype(np.float32))
-        indicator.SetSpacing([frame.spacing_mm] * 3)
-        indicator.SetOrigin(tuple(frame.grid_origin() + np.array([b.start for b in box[::-1]]) * frame.spacing_mm))
-        share_img = sitk.Resample(indicator, _sub_block(sub, lo, size), inverse, sitk.sitkLinear, 0.0,
-                                  sitk.sitkFloat32)
-        share = sitk.GetArrayViewFromImage(share_img)  # no copy; share_img lives to the loop's end
-        where = tuple(slice(lo[a] - m_lo[a], lo[a] - m_lo[a] + size[a]) for a in (2, 1, 0))
-        total[where] += share
-        better = share > best[where]
-        np.copyto(best[where], share, where=better)  # views: no fancy-indexed copies
-        np.copyto(won[where], np.uint8(value), where=better)
-    total -= 1.0
-    total += best  # best - (1 - total): > 0 where the best muscle beats the background
-    np.copyto(won, np.uint8(0), where=total <= 0)  # ties go to the background
-    return winner
+def _linear_back(ids: np.ndarray, ct_values: np.ndarray, frame: ThighFrame, sub: sitk.Image, inverse) -> np.ndarray:
+    """The block ``sub`` (z, y, x) by linear votes of the model ids (see ``_MIXED`` above), as
+    ``ct_values[id]``."""
+    cells = _cell_image(ids, frame)
+    uniform = cells[0] != _MIXED
+    cells[0][uniform] = ct_values[cells[0][uniform]]
+    back = _resample(cells[0], cells[1], sub, inverse, sitk.sitkNearestNeighbor)
+    mixed = np.flatnonzero(back == _MIXED)
+    votes = _linear_votes(ids, _block_to_grid_index(frame, sub, inverse), np.unravel_index(mixed, back.shape))
+    back.reshape(-1)[mixed] = ct_values[votes]
+    return back
 
 
-def _reach(box: tuple[slice, ...], frame: ThighFrame, sub: sitk.Image) -> tuple[list[int], list[int]] | None:
-    """Start and size (x, y, z) of the block of ``sub`` that the grid box (z, y, x) covers."""
-    corners = frame.index_to_ct(np.array([[x, y, z] for x in (box[2].start, box[2].stop - 1)
-                                          for y in (box[1].start, box[1].stop - 1)
-                                          for z in (box[0].start, box[0].stop - 1)], float))
-    return _block_around(corners, sub)
+def _cell_image(ids: np.ndarray, frame: ThighFrame) -> tuple[np.ndarray, sitk.Image]:
+    """The cells' values and geometry: cell k (per axis -1..n-1) spans grid voxels k and k + 1
+    (clamped at the edge), centred half a voxel past voxel k. A cell holds its corners' label,
+    or ``_MIXED``; so does an edge cell holding muscle, since the grid's edge falls inside it
+    (beyond it linear interpolation gives nothing)."""
+    padded = np.pad(ids, 1, mode="edge")
+    corners = [padded[dz:dz + ids.shape[0] + 1, dy:dy + ids.shape[1] + 1, dx:dx + ids.shape[2] + 1]
+               for dz, dy, dx in np.ndindex(2, 2, 2)]
+    low, high = np.minimum.reduce(corners), np.maximum.reduce(corners)
+    cells = np.where(low == high, low, np.uint8(_MIXED)).astype(np.uint8)
+    for axis in range(3):
+        for end in (0, -1):
+            face = [slice(None)] * 3
+            face[axis] = end
+            face = tuple(face)
+            cells[face] = np.where(high[face] > 0, np.uint8(_MIXED), cells[face])
+    geometry = sitk.Image([int(n) + 1 for n in ids.shape[::-1]], sitk.sitkUInt8)
+    geometry.SetSpacing([frame.spacing_mm] * 3)
+    geometry.SetOrigin(tuple(frame.grid_origin() - 0.5 * frame.spacing_mm))
+    return cells, geometry
+
+
+def _resample(grid: np.ndarray, geometry: sitk.Image, sub: sitk.Image, inverse, interpolator) -> np.ndarray:
+    """``grid`` (uint8, laid out as ``geometry``) resampled into the CT block ``sub``."""
+    grid_img = sitk.GetImageFromArray(np.ascontiguousarray(grid, dtype=np.uint8))
+    grid_img.CopyInformation(geometry)
+    return sitk.GetArrayFromImage(sitk.Resample(grid_img, sub, inverse, interpolator, 0, sitk.sitkUInt8))
+
+
+def _block_to_grid_index(frame: ThighFrame, sub: sitk.Image, inverse) -> tuple[np.ndarray, np.ndarray]:
+    """(A, b): the grid's continuous index (z, y, x) of the block voxel (z, y, x) is A @ v + b
+    (all three maps are affine: the block's index to its points, the frame's inverse, the grid's index)."""
+    grid = grid_reference(frame)
+
+    def grid_index(zyx) -> np.ndarray:
+        point = sub.TransformContinuousIndexToPhysicalPoint(tuple(float(v) for v in zyx[::-1]))
+        return np.array(grid.TransformPhysicalPointToContinuousIndex(inverse.TransformPoint(point)))[::-1]
+
+    b = grid_index(np.zeros(3))
+    a = np.stack([grid_index(np.eye(3)[k]) - b for k in range(3)], axis=1)
+    return a, b
+
+
+def _linear_votes(ids: np.ndarray, affine: tuple[np.ndarray, np.ndarray], where: tuple[np.ndarray, ...]
+                  ) -> np.ndarray:
+    """The label of each block voxel ``where`` (z, y, x index arrays) by linear votes: each
+    label's indicator interpolated trilinearly (corners clamped at the grid's edge, outside it
+    nothing, as SimpleITK's linear interpolator does), the largest share wins, ties go to the
+    background, then to the lower id. Points in float64, weights in float32 (half the memory
+    traffic; a float tie may fall the other way, 1 voxel in 10^7 on the bench CT)."""
+    a, b = affine
+    shape = np.array(ids.shape)
+    padded = np.pad(ids, 1, mode="edge").reshape(-1)  # index -1 and n read the edge: the clamping
+    strides = np.array([(shape[1] + 2) * (shape[2] + 2), shape[2] + 2, 1], np.int32)
+    offsets = np.array([dz * strides[0] + dy * strides[1] + dx for dz, dy, dx in np.ndindex(2, 2, 2)], np.int32)
+    labels = int(ids.max()) + 1
+    out = np.zeros(len(where[0]), np.uint8)
+    for lo in range(0, len(out), _VOTE_CHUNK):
+        c = a @ np.stack([w[lo:lo + _VOTE_CHUNK] for w in where]).astype(np.float64) + b[:, None]  # (3, points)
+        count = c.shape[1]
+        inside = np.all((c >= -0.5) & (c < (shape - 0.5)[:, None]), axis=0)
+        base = np.floor(c)
+        t = (c - base).astype(np.float32)
+        corner = strides @ (base.astype(np.int32) + 1)  # corner (0, 0, 0) in the padded grid
+        along = [(1 - t[k], t[k]) for k in range(3)]
+        across = [along[1][dy] * along[2][dx] for dy, dx in np.ndindex(2, 2)]
+        weights = np.stack([along[0][dz] * w for dz in range(2) for w in across])  # (8, points)
+        votes = padded[corner[None, :] + offsets[:, None]] + (labels * np.arange(count, dtype=np.int32))[None, :]
+        shares = np.bincount(votes.reshape(-1), weights.reshape(-1), minlength=labels * count).reshape(-1, labels)
+        out[lo:lo + count] = np.where(inside, np.argmax(shares, axis=1), 0)
+    return out
 
 
 def from_grid(grids: dict[str, np.ndarray], frames: list[ThighFrame], reference: sitk.Image,
               interpolator: str = "nearest") -> sitk.Image:
     """Model-id grids (0..10) of each side -> one CT-space label map (right 1-10, left 11-20)."""
-    return _paste(grids, frames, reference, interpolator, model_ids_to_ct_labels)
+    return _paste(frames, reference, interpolator, grids, None)[0]
+
+
+def labels_and_map_to_ct(label_grids: dict[str, np.ndarray], map_grids: dict[str, np.ndarray],
+                         frames: list[ThighFrame], reference: sitk.Image, interpolator: str = "nearest"
+                         ) -> tuple[sitk.Image, sitk.Image]:
+    """``from_grid(label_grids)`` and ``map_to_ct(map_grids)`` at once (one pass over the blocks)."""
+    return _paste(frames, reference, interpolator, label_grids, map_grids)
 
 
 def map_to_ct(grids: dict[str, np.ndarray], frames: list[ThighFrame], reference: sitk.Image) -> sitk.Image:
     """Any small-integer grid maps (e.g. the disagreement count) -> CT geometry, nearest."""
-    return _paste(grids, frames, reference, "nearest", lambda values, side: values)
+    return _paste(frames, reference, "nearest", None, grids)[1]
 
 
 def field_mask(frames: list[ThighFrame], reference: sitk.Image) -> np.ndarray:
