@@ -80,7 +80,7 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
     t0 = time.perf_counter()
     predictions = predict_thighs(grids, model, device=device, progress=progress, fusion=fusion, log=log,
                                  fuse_progress=side_progress, engine=engine,
-                                 analysed={f.side: f.analysed_slices() for f in frames})
+                                 analysed=framing.analysed_slices(frames))
     seconds["infer"] = time.perf_counter() - t0  # replaced below by the views' own wall time
     del grids
     label_grids = {side: p.labels for side, p in predictions.items()}

@@ -97,8 +97,8 @@ def case_samples(case: Path, model, *, damage_per_thigh: int, rng: np.random.Gen
     gt_arr = sitk.GetArrayViewFromImage(gt)
     frames = framing.frame_thighs(ct)
     inside = framing.field_mask(frames, gt) if scope == "field" else None
-    reading = {f.side: f.reading() for f in frames}  # as thighseg segment reads them
-    analysed = {f.side: f.analysed_slices() for f in frames}
+    reading = {f.side: f for f in framing.reading_frames(frames)}  # as thighseg segment reads them
+    analysed = framing.analysed_slices(frames)
     outputs, preds = {}, {}
     for side, frame in reading.items():
         outputs[side] = infer_views(framing.to_grid(ct, frame, "linear"), model, device=device)

@@ -58,7 +58,7 @@ def outside_fields(ct: sitk.Image, truth: np.ndarray) -> dict:
     for f in frames:
         mine = side_of == f.side
         grid = f.ct_to_grid_points(points[mine])
-        beyond[mine] = np.abs(grid[:, 2]) >= f.grid_shape[0] * f.spacing_mm / 2
+        beyond[mine] = np.abs(grid[:, 2]) >= f.length_mm / 2
     return {"outside": round(float(len(missed) / (truth > 0).sum()), 4), "beyond_ends": round(float(beyond.mean()), 3)}
 
 

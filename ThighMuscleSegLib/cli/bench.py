@@ -147,23 +147,22 @@ def _segment(ct_path: Path, model: Path, device: str, out: Path) -> dict:
             "peak_rss_mb": peak_mb, "peak_rss_mb_by_stage": by_stage, "stages": done["stages"]}
 
 
-def _baseline_3d(ct: sitk.Image) -> float:
-    """Both thighs through the 3D U-Net (random weights, default width), sliding window."""
+def _baseline_3d(ct: sitk.Image, frames: list) -> float:
+    """Both thighs' fields (``frames``) through the 3D U-Net (random weights, default width), sliding window."""
     from .. import framing
     from ..inference.predict import predict_thigh
     from ..models import ModelSettings, random_model
 
     model = random_model(ModelSettings.for_architecture("3d"), seed=0)
-    frames = framing.frame_thighs(ct)
     t0 = time.perf_counter()
     for f in frames:
         predict_thigh(framing.to_grid(ct, f, "linear"), model, device="cpu")
     return time.perf_counter() - t0
 
 
-def _warm_engine_cache(model_path: Path, ct: sitk.Image) -> float:
-    """Export the views' nets for the grids the bench CT's thighs are read on (the field with
-    its reach) once (what a first run on a new machine pays, seconds returned), so the timed
+def _warm_engine_cache(model_path: Path, frames: list) -> float:
+    """Export the views' nets for the grids the bench CT's thighs (``frames``) are read on (the
+    field with its reach) once (what a first run on a new machine pays, seconds returned), so the timed
     runs are the steady state every later CT of those shapes sees."""
     import numpy as np
 
@@ -174,19 +173,20 @@ def _warm_engine_cache(model_path: Path, ct: sitk.Image) -> float:
     model = load_model(model_path)
     if model.settings.architecture == "3d":
         return 0.0
-    shapes = {f.grid_shape for f in framing.reading_frames(framing.frame_thighs(ct))}
+    shapes = {f.grid_shape for f in framing.reading_frames(frames)}
     t0 = time.perf_counter()
     infer_thighs({str(s): np.full(s, -1000.0, np.float32) for s in shapes}, model, device="cpu")
     return round(time.perf_counter() - t0, 2)
 
 
-def _loaded_views(ct: sitk.Image, model_path: Path, device: str) -> dict:
-    """The views of the bench CT's two thighs, quiet and beside one busy-loop process (bench.load)."""
+def _loaded_views(ct: sitk.Image, frames: list, model_path: Path, device: str) -> dict:
+    """The views of the bench CT's two thigh fields (``frames``), quiet and beside one busy-loop
+    process (bench.load)."""
     from .. import framing
     from ..bench.load import loaded_views
     from ..models import load_model
 
-    grids = {f.side: framing.to_grid(ct, f, "linear") for f in framing.frame_thighs(ct)}
+    grids = {f.side: framing.to_grid(ct, f, "linear") for f in frames}
     return loaded_views(grids, load_model(model_path), device=device)
 
 
@@ -241,18 +241,21 @@ def run(args) -> int:
         ct_path = work / "bench_ct.nii"
         sitk.WriteImage(ct, str(ct_path))
         model, model_name = _model_path(args.model, work)
-        export_s = _warm_engine_cache(model, ct)
+        from .. import framing
+
+        frames = framing.frame_thighs(ct)  # the bench CT's fields, framed once for every part below
+        export_s = _warm_engine_cache(model, frames)
         runs = [_segment(ct_path, model, d, work / f"out_{d}") for d in devices]
-        baseline = _baseline_3d(ct)
-        loaded = _loaded_views(ct, model, devices[0]) if not args.no_load else {}
-        framing = _framing_bench(work, args.seed)
+        baseline = _baseline_3d(ct, frames)
+        loaded = _loaded_views(ct, frames, model, devices[0]) if not args.no_load else {}
+        framing_alone = _framing_bench(work, args.seed)
     cpu = runs[0]
     infer_25d = cpu["stages"].get("infer", 0.0)  # wall time of both thighs' views (they run on parallel lanes)
     result = {**cpu, "ct_size": list(ct.GetSize()), "model": model_name, "machine": _machine(),
               "runs": runs, "baseline_3d_s": round(baseline, 2),
               "views_2_5d_s": round(infer_25d, 2),
               "ratio_3d_to_2_5d_views": round(baseline / infer_25d, 2) if infer_25d else None,
-              "framing": framing, "engine_export_s": export_s, **loaded}
+              "framing": framing_alone, "engine_export_s": export_s, **loaded}
     if args.peers:
         from ..bench.peers import peers_benchmark
 
@@ -269,9 +272,9 @@ def run(args) -> int:
             print(f"  {stage:<18} {s:7.2f} s")
         if run_["peak_rss_mb_by_stage"]:
             print("  peak RSS by stage (MB): " + ", ".join(f"{k} {v:.0f}" for k, v in run_["peak_rss_mb_by_stage"].items()))
-    print(f"\nframing alone, {framing['ct_size']}: {framing['frame_s']} s, extra peak memory "
-          + (f"{framing['extra_peak_mb']} MB" if framing["extra_peak_mb"] is not None else "not measured")
-          + f" (one float32 copy of the CT would be {framing['float_copy_mb']} MB)")
+    print(f"\nframing alone, {framing_alone['ct_size']}: {framing_alone['frame_s']} s, extra peak memory "
+          + (f"{framing_alone['extra_peak_mb']} MB" if framing_alone["extra_peak_mb"] is not None else "not measured")
+          + f" (one float32 copy of the CT would be {framing_alone['float_copy_mb']} MB)")
     print(f"\n3D U-Net sliding window, both thighs: {baseline:.2f} s vs {infer_25d:.2f} s for the 2.5D views "
           f"({result['ratio_3d_to_2_5d_views']}x)")
     if loaded:

@@ -17,9 +17,9 @@ from .frame import GRID_SHAPE_ZYX, GRID_SPACING_MM, ThighFrame, frames_from_json
 from .resample import field_mask, from_grid, labels_and_map_to_ct, map_to_ct, to_grid
 from .t_range import ct_t_range
 
-__all__ = ["GRID_SHAPE_ZYX", "GRID_SPACING_MM", "NoThighError", "ThighFrame", "field_mask", "frame_thighs",
-           "frames_from_json", "frames_to_json", "from_grid", "labels_and_map_to_ct", "map_to_ct", "notes_for_user",
-           "reach_into_scan", "reading_frames", "to_grid"]
+__all__ = ["GRID_SHAPE_ZYX", "GRID_SPACING_MM", "NoThighError", "ThighFrame", "analysed_slices", "field_mask",
+           "frame_thighs", "frames_from_json", "frames_to_json", "from_grid", "labels_and_map_to_ct", "map_to_ct",
+           "notes_for_user", "reach_into_scan", "reading_frames", "to_grid"]
 
 FIELD_MM = GRID_SHAPE_ZYX[0] * GRID_SPACING_MM
 PROXIMAL_SHIFT_MM = 20.0  # the muscle bulk sits above the shaft's middle
@@ -79,7 +79,7 @@ def reach_into_scan(ct: sitk.Image, frame: ThighFrame) -> tuple[float, float]:
     """How far the views read beyond the field's knee and hip ends (``REACH_MAX_MM``): where
     the CT holds the field's axis on beyond an end, in steps of ``REACH_STEP_MM``, else 0."""
     t_lo, t_hi = ct_t_range(ct, np.asarray(frame.centre, float), frame.linear()[:, 2], radius_mm=0.0)
-    half = frame.grid_shape[0] * frame.spacing_mm / 2.0
+    half = frame.length_mm / 2.0
 
     def reach(beyond: float) -> float:
         if beyond < REACH_MIN_SCAN_MM:
@@ -92,6 +92,12 @@ def reach_into_scan(ct: sitk.Image, frame: ThighFrame) -> tuple[float, float]:
 def reading_frames(frames: list[ThighFrame]) -> list[ThighFrame]:
     """The frames the views read (each lengthened by its reach): what segmentations go back through."""
     return [f.reading() for f in frames]
+
+
+def analysed_slices(frames: list[ThighFrame]) -> dict[str, slice]:
+    """Side -> the slices of its reading frame that are the analysed field (what the quality
+    flag's evidence and the clean-up's anchor look at)."""
+    return {f.side: f.analysed_slices() for f in frames}
 
 
 def notes_for_user(frames: list[ThighFrame]) -> list[str]:

@@ -94,6 +94,11 @@ class ThighFrame:
         mid = np.interp(p[:, 2], knots[:, 0], knots[:, 1])
         return p[:, 0] < mid if self.side == "right" else p[:, 0] >= mid
 
+    @property
+    def length_mm(self) -> float:
+        """The field's length along the femur axis (the grid's z; 360 mm unless made otherwise)."""
+        return self.grid_shape[0] * self.spacing_mm
+
     def reach_slices(self) -> tuple[int, int]:
         """Grid slices read beyond the knee and the hip end of the field."""
         return tuple(int(round(r / self.spacing_mm)) for r in self.reach_mm)

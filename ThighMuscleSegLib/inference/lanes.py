@@ -39,6 +39,7 @@ class ViewNets(Protocol):
     at once."""
 
     device: str
+    torch_threads: bool  # whether it runs on PyTorch's intra-op threads (the lanes then share them out)
 
     def __call__(self, view: str, x: np.ndarray) -> tuple[np.ndarray, np.ndarray]: ...
 

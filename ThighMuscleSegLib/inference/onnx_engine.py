@@ -165,6 +165,7 @@ class OnnxViewNets:
     only for graphs not in the cache yet."""
 
     device = "cpu"
+    torch_threads = False  # each session runs on one thread of its own
 
     def __init__(self, model: "Model", shapes: dict[str, Iterable[tuple[int, int]]]):
         channels = model.settings.in_channels

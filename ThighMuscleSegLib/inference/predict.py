@@ -132,9 +132,8 @@ def _run_views(grids: dict[str, np.ndarray], model: Model, dev: str, batch_size:
     volumes = {k: window_hu(g, settings.hu_window) for k, g in grids.items()}
     # PyTorch's own threads: the lanes share the budget (one each on the CPU); ONNX Runtime's
     # sessions have one thread each already.
-    on_torch = not isinstance(nets, onnx_engine.OnnxViewNets)
     intra = max(1, cpu_budget(threads) // lanes) if dev.startswith("cpu") else threads
-    with torch_threads(intra) if on_torch else contextlib.nullcontext():
+    with torch_threads(intra) if nets.torch_threads else contextlib.nullcontext():
         outputs = run_views(volumes, nets, settings.views, settings.num_classes, settings.channel_offsets_voxels(),
                             batch_size, lanes, progress)
     wall = time.perf_counter() - t0

@@ -51,6 +51,8 @@ def _folded(layers: list[nn.Module]) -> list[nn.Module]:
 class TorchViewNets:
     """``lanes.ViewNets`` on PyTorch: the folded nets of ``nets`` (view -> net) on ``device``."""
 
+    torch_threads = True
+
     def __init__(self, nets: dict[str, nn.Module], device: torch.device):
         self.dev = device
         self.device = str(device)

@@ -75,9 +75,8 @@ class FemurLine:
 def field_t_range(frame: ThighFrame) -> tuple[float, float]:
     """t range of what the frame's views segmented: its field (its long side, centred on the
     frame centre) and the reach beyond its knee and hip ends (the grid's z runs along the axis)."""
-    half = frame.grid_shape[0] * frame.spacing_mm / 2.0
     below, above = frame.reach_mm
-    return -half - below, half + above
+    return -frame.length_mm / 2.0 - below, frame.length_mm / 2.0 + above
 
 
 def covered_range(ct: sitk.Image, frame: ThighFrame) -> tuple[float, float]:
