@@ -83,10 +83,11 @@ def to_grid(image: sitk.Image, frame: ThighFrame, interpolator: str = "linear",
     return arr
 
 
-# Both thighs are put back at once (twice as fast on two cores) unless their CT blocks are so
-# dense that the float shares of both at once would cost more than ~1 GB: a 512 × 512 × 500 CT
-# (two blocks of ~50 M voxels) stays parallel, a 512 × 512 × 1000 one (~105 M each) goes one
-# thigh at a time and keeps its peak memory under 3 GB (``thighseg bench --slices 1000``).
+# Both thighs are put back at once (faster on two cores) unless their CT blocks are so large that
+# both at once would hold too many block-size maps (each thigh: its labels and map back, side
+# mask, keep masks: ~5 bytes a voxel): a 512 × 512 × 500 CT (two blocks of ~50 M voxels) stays
+# parallel, a 512 × 512 × 1000 one (~105 M each) goes one thigh at a time, so its peak memory
+# stays under 3 GB (``thighseg bench --slices 1000``).
 PARALLEL_BLOCKS_MAX_VOXELS = 128_000_000
 
 
