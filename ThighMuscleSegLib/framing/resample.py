@@ -130,39 +130,44 @@ def _paste(frames: list[ThighFrame], reference: sitk.Image, interpolator: str,
            label_grids: dict[str, np.ndarray] | None, extra_grids: dict[str, np.ndarray] | None
            ) -> tuple[sitk.Image | None, sitk.Image | None]:
     """Each thigh's grids into its CT block (the two thighs at once: resampling and numpy
-    release the GIL), then the blocks into CT-size maps, in frame order: (CT labels, extra)."""
+    release the GIL), each block pasted into the CT-size maps as soon as it is done, in frame
+    order (a later thigh's voxels win): (CT labels, extra)."""
     grids_of = label_grids if label_grids is not None else extra_grids
     todo = [f for f in frames if f.side in grids_of]
     boxes = [_field_box(f, reference) for f in todo]
     block_voxels = sum(int(np.prod(b[1])) for b in boxes if b is not None)
     parallel = len(todo) > 1 and block_voxels <= PARALLEL_BLOCKS_MAX_VOXELS
+    wanted = [grids is not None for grids in (label_grids, extra_grids)]
+    outs = [np.zeros(reference.GetSize()[::-1], np.uint8) if w else None for w in wanted]
 
     def back(frame: ThighFrame):
         pick = lambda grids: None if grids is None else grids[frame.side]  # noqa: E731
         return _block_back(frame, reference, interpolator, pick(label_grids), pick(extra_grids))
 
     with ThreadPoolExecutor(len(todo) if parallel else 1) as pool:
-        placed = [p for p in pool.map(back, todo) if p is not None]
-    outs = []
-    for which, wanted in enumerate((label_grids, extra_grids)):
-        if wanted is None:
-            outs.append(None)
-            continue
-        out = np.zeros(reference.GetSize()[::-1], np.uint8)
-        for (start, size), maps in placed:
-            values, keep = maps[which]
-            block = out[start[2]:start[2] + size[2], start[1]:start[1] + size[1], start[0]:start[0] + size[0]]
-            block[keep] = values[keep]
-        img = sitk.GetImageFromArray(out)
-        img.CopyInformation(reference)
-        outs.append(img)
-    return outs[0], outs[1]
+        for done in [pool.submit(back, f) for f in todo]:
+            placed = done.result()
+            if placed is None:
+                continue
+            (start, size), maps = placed
+            for out, values in zip(outs, maps):
+                if out is not None:
+                    block = out[start[2]:start[2] + size[2], start[1]:start[1] + size[1], start[0]:start[0] + size[0]]
+                    np.copyto(block, values, where=values > 0)
+            del placed, maps  # a dense CT's next thigh needs the memory
+    images = []
+    for out in outs:
+        img = None if out is None else sitk.GetImageFromArray(out)
+        if img is not None:
+            img.CopyInformation(reference)
+        images.append(img)
+    return images[0], images[1]
 
 
 def _block_back(frame: ThighFrame, reference: sitk.Image, interpolator: str, ids: np.ndarray | None,
                 extra: np.ndarray | None):
-    """((start, size), [(CT label values, keep), (extra values, keep)]) of one thigh in its CT
-    block, or None outside the CT; ``keep``: written there (non-zero, on this thigh's side)."""
+    """((start, size), (CT label values, extra values)) of one thigh in its CT block, 0 on the
+    other thigh's side of the split (None for a map not asked for), or None outside the CT."""
     box = _field_box(frame, reference)
     if box is None:
         return None
@@ -178,13 +183,14 @@ def _block_back(frame: ThighFrame, reference: sitk.Image, interpolator: str, ids
             id_back = _resample(ct_values[ids], grid_reference(frame), sub, inverse, _INTERPOLATORS[interpolator])
     if extra is not None:
         extra_back = _resample(extra, grid_reference(frame), sub, inverse, sitk.sitkNearestNeighbor)
-    shape = (id_back if id_back is not None else extra_back).shape
+    maps = (id_back, extra_back)
+    shape = next(m for m in maps if m is not None).shape
     mask = _side_mask(frame, lambda ijk: np.array(sub.TransformContinuousIndexToPhysicalPoint(
         tuple(float(v) for v in ijk))), shape)
-    maps = []
-    for values in (id_back, extra_back):
-        keep = None if values is None else (values > 0 if mask is None else (values > 0) & mask)
-        maps.append((values, keep))
+    if mask is not None:
+        for values in maps:
+            if values is not None:
+                np.multiply(values, mask, out=values)
     return box, maps
 
 
@@ -256,11 +262,9 @@ def _linear_votes(ids: np.ndarray, affine: tuple[np.ndarray, np.ndarray], where:
     padded = np.pad(ids, 1, mode="edge").reshape(-1)  # index -1 and n read the edge: the clamping
     strides = np.array([(shape[1] + 2) * (shape[2] + 2), shape[2] + 2, 1], np.int32)
     offsets = np.array([dz * strides[0] + dy * strides[1] + dx for dz, dy, dx in np.ndindex(2, 2, 2)], np.int32)
-    labels = int(ids.max()) + 1
     out = np.zeros(len(where[0]), np.uint8)
     for lo in range(0, len(out), _VOTE_CHUNK):
         c = a @ np.stack([w[lo:lo + _VOTE_CHUNK] for w in where]).astype(np.float64) + b[:, None]  # (3, points)
-        count = c.shape[1]
         inside = np.all((c >= -0.5) & (c < (shape - 0.5)[:, None]), axis=0)
         base = np.floor(c)
         t = (c - base).astype(np.float32)
@@ -268,10 +272,28 @@ def _linear_votes(ids: np.ndarray, affine: tuple[np.ndarray, np.ndarray], where:
         along = [(1 - t[k], t[k]) for k in range(3)]
         across = [along[1][dy] * along[2][dx] for dy, dx in np.ndindex(2, 2)]
         weights = np.stack([along[0][dz] * w for dz in range(2) for w in across])  # (8, points)
-        votes = padded[corner[None, :] + offsets[:, None]] + (labels * np.arange(count, dtype=np.int32))[None, :]
-        shares = np.bincount(votes.reshape(-1), weights.reshape(-1), minlength=labels * count).reshape(-1, labels)
-        out[lo:lo + count] = np.where(inside, np.argmax(shares, axis=1), 0)
+        labels = padded[corner[None, :] + offsets[:, None]]  # (8, points)
+        out[lo:lo + len(inside)] = np.where(inside, _largest_share(labels, weights), 0)
     return out
+
+
+def _largest_share(labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
+    """Per point (columns), the label whose corners' weights sum highest (ties: the lower label).
+    Most cells hold two labels, the lowest and the highest: compared with ufuncs alone (numpy
+    lets other threads run meanwhile: both thighs vote at once); the few of three or more labels
+    are summed per label."""
+    low, high = labels.min(axis=0), labels.max(axis=0)
+    share_low = (weights * (labels == low)).sum(axis=0)
+    share_high = (weights * (labels == high)).sum(axis=0)
+    winner = np.where(share_high > share_low, high, low)
+    many = np.flatnonzero(((labels != low) & (labels != high)).any(axis=0))
+    if many.size:
+        count = int(labels.max()) + 1
+        rows = (count * np.arange(many.size, dtype=np.int32))[None, :]
+        shares = np.bincount((labels[:, many] + rows).reshape(-1), weights[:, many].reshape(-1),
+                             minlength=count * many.size).reshape(-1, count)
+        winner[many] = np.argmax(shares, axis=1)
+    return winner
 
 
 def from_grid(grids: dict[str, np.ndarray], frames: list[ThighFrame], reference: sitk.Image,
