@@ -10,8 +10,9 @@ Labels going back: ``"nearest"`` (this function's default) or ``"linear"``, whic
 interpolates each label's indicator linearly and keeps the largest (boundaries fall between
 grid voxels rather than on a 2 mm staircase; ``thighseg segment`` uses it, see
 ``defaults.DEFAULT_BACK_INTERPOLATION``): one nearest resample, and linear votes only where a
-voxel's interpolation cell holds two labels. The disagreement map goes back in the same pass. Labels going forward use
-``"nearest"`` (or ``"label"``, SimpleITK's label-Gaussian vote, smoother but slow).
+voxel's interpolation cell holds two labels. The disagreement map goes back in the same pass.
+Labels going forward use ``"nearest"`` (or ``"label"``, SimpleITK's label-Gaussian vote,
+smoother but slow).
 """
 
 from __future__ import annotations
@@ -84,8 +85,8 @@ def to_grid(image: sitk.Image, frame: ThighFrame, interpolator: str = "linear",
 
 
 # Both thighs are put back at once (faster on two cores) unless their CT blocks are so large that
-# both at once would hold too many block-size maps (each thigh: its labels and map back, side
-# mask, keep masks: ~5 bytes a voxel): a 512 × 512 × 500 CT (two blocks of ~50 M voxels) stays
+# both at once would hold too many block-size maps (each thigh: its labels and map back, the side
+# mask, a paste mask: ~4 bytes a voxel): a 512 × 512 × 500 CT (two blocks of ~50 M voxels) stays
 # parallel, a 512 × 512 × 1000 one (~105 M each) goes one thigh at a time, so its peak memory
 # stays under 3 GB (``thighseg bench --slices 1000``).
 PARALLEL_BLOCKS_MAX_VOXELS = 128_000_000
@@ -129,8 +130,8 @@ _VOTE_CHUNK = 1 << 18  # points voted at once: bounds their (points x labels) sh
 def _paste(frames: list[ThighFrame], reference: sitk.Image, interpolator: str,
            label_grids: dict[str, np.ndarray] | None, extra_grids: dict[str, np.ndarray] | None
            ) -> tuple[sitk.Image | None, sitk.Image | None]:
-    """Each thigh's grids into its CT block (the two thighs at once: resampling and numpy
-    release the GIL), each block pasted into the CT-size maps as soon as it is done, in frame
+    """Each thigh's grids into its CT block (the two thighs at once: resampling releases the
+    GIL), each block pasted into the CT-size maps as soon as it is done, in frame
     order (a later thigh's voxels win): (CT labels, extra)."""
     grids_of = label_grids if label_grids is not None else extra_grids
     todo = [f for f in frames if f.side in grids_of]
@@ -279,9 +280,9 @@ def _linear_votes(ids: np.ndarray, affine: tuple[np.ndarray, np.ndarray], where:
 
 def _largest_share(labels: np.ndarray, weights: np.ndarray) -> np.ndarray:
     """Per point (columns), the label whose corners' weights sum highest (ties: the lower label).
-    Most cells hold two labels, the lowest and the highest: compared with ufuncs alone (numpy
-    lets other threads run meanwhile: both thighs vote at once); the few of three or more labels
-    are summed per label."""
+    Most cells hold two labels, the lowest and the highest: their two shares are compared
+    directly (half the time of summing every label's share); the few cells of three or more
+    labels are summed per label."""
     low, high = labels.min(axis=0), labels.max(axis=0)
     share_low = (weights * (labels == low)).sum(axis=0)
     share_high = (weights * (labels == high)).sum(axis=0)
