@@ -36,7 +36,7 @@ REPO = Path(__file__).resolve().parent.parent
 def _old_resample(commit: str, folder: Path):
     """The commit's framing/resample.py as a module of the framing package (its relative imports work)."""
     text = subprocess.run(["git", "-C", str(REPO), "show", f"{commit}:ThighMuscleSegLib/framing/resample.py"],
-                          check=True, capture_output=True, text=True).stdout
+                          check=True, capture_output=True, text=True, encoding="utf-8").stdout
     path = folder / "resample_old.py"
     path.write_text(text, encoding="utf-8")
     spec = importlib.util.spec_from_file_location("ThighMuscleSegLib.framing.resample_old", path)
