@@ -96,6 +96,8 @@ population-model: $(STAMP)
 # population (most muscular / most atrophic tenth, thickest septa, thinnest fat), and 10
 # phantoms of the one template body (generator 1.0, seeds 5000-5009, as scored before); each
 # over the whole CT and inside the analysed fields. Then the quality flag's ROC on them.
+# About 22 minutes on the shared 2-core CPU (2026-12-04: phantoms, segmentation and scores 15,
+# calibrate-quality-eval 7).
 MODEL ?= Resources/Models/thighseg-2.5d-phantom.tmsmodel
 TEST_SEED ?= 5000
 EVAL := $(DATA)/eval
@@ -130,7 +132,8 @@ muscle-positions: $(STAMP)
 # each thigh's prediction are added as extra failures, the logistic score is fitted and its
 # threshold chosen on leave-one-case-out confidences, and the result is installed as
 # ThighMuscleSegLib/data/quality_calibration.json (commit it with the model). ROC (roc.png,
-# roc.json), summary.md and samples.csv go to $(QUALITY)/calibration.
+# roc.json), summary.md and samples.csv go to $(QUALITY)/calibration. About 10 minutes on the
+# shared 2-core CPU, phantoms included (2026-12-04).
 QUALITY_SEED ?= 70000
 QUALITY_CASES ?= 16
 QUALITY_TEMPLATE_SEED ?= 7000
