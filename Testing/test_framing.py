@@ -185,10 +185,9 @@ def test_one_thigh_at_a_time_gives_the_labels_of_both_at_once(case, monkeypatch)
 
 
 def test_linear_back_interpolation_is_the_argmax_of_every_label_interpolated(small_phantom):
-    """The fast linear path (muscles only, each in its own box) equals the plain definition:
-    interpolate every label's indicator, background included, over the whole grid; argmax."""
-    from ThighMuscleSegLib.framing.resample import grid_reference, grid_to_ct_transform
-
+    """The fast linear path (the cells' labels by one nearest resample, votes only in cells of
+    two or more labels) equals the plain definition: interpolate every label's indicator,
+    background included, over the whole grid; argmax."""
     axis = np.array([0.15, -0.1, 0.98])
     frame = ThighFrame("right", (3.0, -2.0, 5.0), tuple(axis / np.linalg.norm(axis)), (-20.0, 30.0),
                        grid_shape=(24, 20, 20))
@@ -200,14 +199,7 @@ def test_linear_back_interpolation_is_the_argmax_of_every_label_interpolated(sma
     ct.SetSpacing((0.7, 0.7, 1.3))
     ct.SetOrigin((-18.0, -22.0, -20.0))
     fast = sitk.GetArrayFromImage(F.from_grid({"right": grid}, [frame], ct, "linear"))
-    inverse = grid_to_ct_transform(frame).GetInverse()
-    shares = []
-    for value in range(11):
-        indicator = sitk.GetImageFromArray((grid == value).astype(np.float32))
-        indicator.CopyInformation(grid_reference(frame))
-        shares.append(sitk.GetArrayFromImage(sitk.Resample(indicator, ct, inverse, sitk.sitkLinear, 0.0,
-                                                           sitk.sitkFloat32)))
-    plain = np.argmax(np.stack(shares), axis=0)
+    plain = _plain_linear_labels(grid, frame, ct)
     assert set(np.unique(fast)) == {0, 1, 4, 7}
     assert np.mean(fast != plain) < 1e-3  # only float ties at exact half-way points may differ
 

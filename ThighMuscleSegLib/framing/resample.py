@@ -44,6 +44,13 @@ def grid_to_ct_transform(frame: ThighFrame) -> sitk.AffineTransform:
     return t
 
 
+def _affine(f) -> tuple[np.ndarray, np.ndarray]:
+    """(origin, steps) of an affine map ``f`` of 3-vectors: f(v) = origin + steps @ v (steps'
+    columns: the image of each unit vector, less the origin)."""
+    origin = np.asarray(f(np.zeros(3)), float)
+    return origin, np.stack([np.asarray(f(np.eye(3)[a]), float) - origin for a in range(3)], axis=1)
+
+
 def _side_mask(frame: ThighFrame, ijk_to_point, shape_zyx) -> np.ndarray | None:
     """(z, y, x) bool: voxels on this frame's side of the midline between the legs (None
     when there is no other thigh). Points are affine in the voxel index, so each slice's CT
@@ -51,8 +58,8 @@ def _side_mask(frame: ThighFrame, ijk_to_point, shape_zyx) -> np.ndarray | None:
     if not frame.split_midline:
         return None
     knots = np.array(frame.split_midline, float)
-    origin = ijk_to_point(np.zeros(3))
-    steps = [ijk_to_point(np.eye(3)[a]) - origin for a in range(3)]
+    origin, columns = _affine(ijk_to_point)
+    steps = columns.T  # steps[a]: the point's change per voxel along index axis a
     nz, ny, nx = shape_zyx
     jj, ii = np.meshgrid(np.arange(ny, dtype=np.float32), np.arange(nx, dtype=np.float32), indexing="ij")
     mask = np.empty(shape_zyx, bool)
@@ -135,15 +142,17 @@ def _paste(frames: list[ThighFrame], reference: sitk.Image, interpolator: str,
     order (a later thigh's voxels win): (CT labels, extra)."""
     grids_of = label_grids if label_grids is not None else extra_grids
     todo = [f for f in frames if f.side in grids_of]
-    boxes = [_field_box(f, reference) for f in todo]
-    block_voxels = sum(int(np.prod(b[1])) for b in boxes if b is not None)
+    boxes = {f.side: _field_box(f, reference) for f in todo}
+    block_voxels = sum(int(np.prod(b[1])) for b in boxes.values() if b is not None)
     parallel = len(todo) > 1 and block_voxels <= PARALLEL_BLOCKS_MAX_VOXELS
-    wanted = [grids is not None for grids in (label_grids, extra_grids)]
-    outs = [np.zeros(reference.GetSize()[::-1], np.uint8) if w else None for w in wanted]
+    outs = [None if grids is None else np.zeros(reference.GetSize()[::-1], np.uint8)
+            for grids in (label_grids, extra_grids)]
 
     def back(frame: ThighFrame):
         pick = lambda grids: None if grids is None else grids[frame.side]  # noqa: E731
-        return _block_back(frame, reference, interpolator, pick(label_grids), pick(extra_grids))
+        box = boxes[frame.side]
+        return None if box is None else (box, _block_back(frame, _sub_block(reference, *box), interpolator,
+                                                          pick(label_grids), pick(extra_grids)))
 
     with ThreadPoolExecutor(len(todo) if parallel else 1) as pool:
         for done in [pool.submit(back, f) for f in todo]:
@@ -156,23 +165,17 @@ def _paste(frames: list[ThighFrame], reference: sitk.Image, interpolator: str,
                     block = out[start[2]:start[2] + size[2], start[1]:start[1] + size[1], start[0]:start[0] + size[0]]
                     np.copyto(block, values, where=values > 0)
             del placed, maps  # a dense CT's next thigh needs the memory
-    images = []
-    for out in outs:
-        img = None if out is None else sitk.GetImageFromArray(out)
+    images = [None if out is None else sitk.GetImageFromArray(out) for out in outs]
+    for img in images:
         if img is not None:
             img.CopyInformation(reference)
-        images.append(img)
     return images[0], images[1]
 
 
-def _block_back(frame: ThighFrame, reference: sitk.Image, interpolator: str, ids: np.ndarray | None,
-                extra: np.ndarray | None):
-    """((start, size), (CT label values, extra values)) of one thigh in its CT block, 0 on the
-    other thigh's side of the split (None for a map not asked for), or None outside the CT."""
-    box = _field_box(frame, reference)
-    if box is None:
-        return None
-    sub = _sub_block(reference, *box)
+def _block_back(frame: ThighFrame, sub: sitk.Image, interpolator: str, ids: np.ndarray | None,
+                extra: np.ndarray | None) -> tuple[np.ndarray | None, np.ndarray | None]:
+    """(CT label values, extra values) of one thigh in its CT block ``sub``, 0 on the other
+    thigh's side of the split (None for a map not asked for)."""
     inverse = grid_to_ct_transform(frame).GetInverse()
     id_back = extra_back = None
     if ids is not None:  # the CT label values of this side, put back
@@ -192,39 +195,37 @@ def _block_back(frame: ThighFrame, reference: sitk.Image, interpolator: str, ids
         for values in maps:
             if values is not None:
                 np.multiply(values, mask, out=values)
-    return box, maps
+    return maps
 
 
 def _linear_back(ids: np.ndarray, ct_values: np.ndarray, frame: ThighFrame, sub: sitk.Image, inverse) -> np.ndarray:
     """The block ``sub`` (z, y, x) by linear votes of the model ids (see ``_MIXED`` above), as
     ``ct_values[id]``."""
-    cells = _cell_image(ids, frame)
+    padded = np.pad(ids, 1, mode="edge")  # grid index -1 and n read the edge: linear interpolation's clamping
+    cells = _cell_image(padded, frame)
     uniform = cells[0] != _MIXED
     cells[0][uniform] = ct_values[cells[0][uniform]]
     back = _resample(cells[0], cells[1], sub, inverse, sitk.sitkNearestNeighbor)
     mixed = np.flatnonzero(back == _MIXED)
-    votes = _linear_votes(ids, _block_to_grid_index(frame, sub, inverse), np.unravel_index(mixed, back.shape))
+    votes = _linear_votes(padded, _block_to_grid_index(frame, sub, inverse), np.unravel_index(mixed, back.shape))
     back.reshape(-1)[mixed] = ct_values[votes]
     return back
 
 
-def _cell_image(ids: np.ndarray, frame: ThighFrame) -> tuple[np.ndarray, sitk.Image]:
-    """The cells' values and geometry: cell k (per axis -1..n-1) spans grid voxels k and k + 1
-    (clamped at the edge), centred half a voxel past voxel k. A cell holds its corners' label,
-    or ``_MIXED``; so does an edge cell holding muscle, since the grid's edge falls inside it
-    (beyond it linear interpolation gives nothing)."""
-    padded = np.pad(ids, 1, mode="edge")
-    corners = [padded[dz:dz + ids.shape[0] + 1, dy:dy + ids.shape[1] + 1, dx:dx + ids.shape[2] + 1]
-               for dz, dy, dx in np.ndindex(2, 2, 2)]
+def _cell_image(padded: np.ndarray, frame: ThighFrame) -> tuple[np.ndarray, sitk.Image]:
+    """The cells' values and geometry, from the ids padded by one edge voxel all round: cell k
+    (per axis -1..n-1) spans grid voxels k and k + 1 (clamped at the edge), centred half a voxel
+    past voxel k. A cell holds its corners' label, or ``_MIXED``; so does an edge cell holding
+    muscle, since the grid's edge falls inside it (beyond it linear interpolation gives nothing)."""
+    n = [size - 1 for size in padded.shape]  # cells per axis: the grid's voxels + 1
+    corners = [padded[dz:dz + n[0], dy:dy + n[1], dx:dx + n[2]] for dz, dy, dx in np.ndindex(2, 2, 2)]
     low, high = np.minimum.reduce(corners), np.maximum.reduce(corners)
     cells = np.where(low == high, low, np.uint8(_MIXED)).astype(np.uint8)
     for axis in range(3):
         for end in (0, -1):
-            face = [slice(None)] * 3
-            face[axis] = end
-            face = tuple(face)
-            cells[face] = np.where(high[face] > 0, np.uint8(_MIXED), cells[face])
-    geometry = sitk.Image([int(n) + 1 for n in ids.shape[::-1]], sitk.sitkUInt8)
+            face = tuple(end if a == axis else slice(None) for a in range(3))
+            cells[face][high[face] > 0] = _MIXED  # a basic slice: a view written in place
+    geometry = sitk.Image([int(v) for v in n[::-1]], sitk.sitkUInt8)
     geometry.SetSpacing([frame.spacing_mm] * 3)
     geometry.SetOrigin(tuple(frame.grid_origin() - 0.5 * frame.spacing_mm))
     return cells, geometry
@@ -246,21 +247,21 @@ def _block_to_grid_index(frame: ThighFrame, sub: sitk.Image, inverse) -> tuple[n
         point = sub.TransformContinuousIndexToPhysicalPoint(tuple(float(v) for v in zyx[::-1]))
         return np.array(grid.TransformPhysicalPointToContinuousIndex(inverse.TransformPoint(point)))[::-1]
 
-    b = grid_index(np.zeros(3))
-    a = np.stack([grid_index(np.eye(3)[k]) - b for k in range(3)], axis=1)
+    b, a = _affine(grid_index)
     return a, b
 
 
-def _linear_votes(ids: np.ndarray, affine: tuple[np.ndarray, np.ndarray], where: tuple[np.ndarray, ...]
+def _linear_votes(padded: np.ndarray, affine: tuple[np.ndarray, np.ndarray], where: tuple[np.ndarray, ...]
                   ) -> np.ndarray:
-    """The label of each block voxel ``where`` (z, y, x index arrays) by linear votes: each
+    """The label of each block voxel ``where`` (z, y, x index arrays) by linear votes of the
+    model ids ``padded`` by one edge voxel all round: each
     label's indicator interpolated trilinearly (corners clamped at the grid's edge, outside it
     nothing, as SimpleITK's linear interpolator does), the largest share wins, ties go to the
     background, then to the lower id. Points in float64, weights in float32 (half the memory
     traffic; a float tie may fall the other way, 1 voxel in 10^7 on the bench CT)."""
     a, b = affine
-    shape = np.array(ids.shape)
-    padded = np.pad(ids, 1, mode="edge").reshape(-1)  # index -1 and n read the edge: the clamping
+    shape = np.array(padded.shape) - 2  # the grid's
+    flat = padded.reshape(-1)
     strides = np.array([(shape[1] + 2) * (shape[2] + 2), shape[2] + 2, 1], np.int32)
     offsets = np.array([dz * strides[0] + dy * strides[1] + dx for dz, dy, dx in np.ndindex(2, 2, 2)], np.int32)
     out = np.zeros(len(where[0]), np.uint8)
@@ -273,7 +274,7 @@ def _linear_votes(ids: np.ndarray, affine: tuple[np.ndarray, np.ndarray], where:
         along = [(1 - t[k], t[k]) for k in range(3)]
         across = [along[1][dy] * along[2][dx] for dy, dx in np.ndindex(2, 2)]
         weights = np.stack([along[0][dz] * w for dz in range(2) for w in across])  # (8, points)
-        labels = padded[corner[None, :] + offsets[:, None]]  # (8, points)
+        labels = flat[corner[None, :] + offsets[:, None]]  # (8, points)
         out[lo:lo + len(inside)] = np.where(inside, _largest_share(labels, weights), 0)
     return out
 
