@@ -130,10 +130,12 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
     Three streams at once: the image files (mostly compression and ITK, which leave Python's
     lock free), the two pictures (matplotlib, kept to one thread: it is not thread-safe), and
     here the measurements; only this thread reports progress."""
+    from .heap import release_freed_memory
     from .measure import muscle_volumes, write_volumes_csv
     from .measure.femur import femur_lines
     from .measure.table import measurement_rows, write_measurements_csv
 
+    release_freed_memory()  # what the segmentation freed, back before the outputs' buffers (heap.py)
     with StagedOutputs(out_dir, overwrite=overwrite) as stage, \
             ThreadPoolExecutor(2, thread_name_prefix="thighseg-write") as pool:
         steps = ["writing labels.nii.gz, disagreement.nii.gz and segmentation.seg.nrrd", "measuring along the femur",

@@ -195,9 +195,11 @@ class CaseWorker:
                  threads: int | None = None):
         import torch
 
+        from ..heap import keep_freed_memory
         from ..inference.device import resolve_device
         from ..models import load_model
 
+        keep_freed_memory()  # this process is the worker's: case after case reuses the same pages
         if threads:
             torch.set_num_threads(max(1, int(threads)))
         t0 = time.perf_counter()
