@@ -83,10 +83,19 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
                                  analysed=framing.analysed_slices(frames))
     seconds["infer"] = time.perf_counter() - t0  # replaced below by the views' own wall time
     del grids
+    labels, disagreement, volumes, quality, sums = _back_into_ct(ct, predictions, reading, back_interpolation,
+                                                                 seconds, progress)
+    used_device = next(iter(predictions.values())).device if predictions else device
+    return Segmentation(ct, labels, disagreement, frames, used_device, seconds, volumes, quality, sums=sums)
+
+
+def _back_into_ct(ct: sitk.Image, predictions: dict, reading: list, back_interpolation: str, seconds: dict,
+                  progress) -> tuple:
+    """Both thighs' labels and disagreement maps put back into the CT, measured and checked:
+    (labels, disagreement, volumes, quality, sums); each step's time into ``seconds``."""
     label_grids = {side: p.labels for side, p in predictions.items()}
     disagreement_grids = {side: p.disagreement for side, p in predictions.items()}
     stats = {side: p.stats for side, p in predictions.items()}
-    used_device = next(iter(predictions.values())).device if predictions else device
     for side, pred in predictions.items():
         seconds["infer"] = pred.seconds.pop("infer", seconds["infer"])  # one wall time for both thighs' views
         for step, s in pred.seconds.items():
@@ -105,7 +114,7 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
     sums = composition_sums(ct, labels)  # one pass over the labelled voxels: volumes and composition
     volumes, quality = assess_quality(ct, labels, stats, sums)
     seconds["quality"] = time.perf_counter() - t0
-    return Segmentation(ct, labels, disagreement, frames, used_device, seconds, volumes, quality, sums=sums)
+    return labels, disagreement, volumes, quality, sums
 
 
 def assess_quality(ct: sitk.Image, labels: sitk.Image, stats: dict, sums=None) -> tuple[list, list]:
@@ -127,9 +136,10 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
     """All outputs of ``thighseg segment``, staged so they appear together or not at all.
     ``height_cm``: the patient's height for volume / height² (default: DICOM Patient's Size).
 
-    Three streams at once: the image files (mostly compression and ITK, which leave Python's
-    lock free), the two pictures (matplotlib, kept to one thread: it is not thread-safe), and
-    here the measurements; only this thread reports progress."""
+    Four streams at once: report.png drawn in a forked child (where forking works; see
+    ``forked``), the image files (mostly compression and ITK, which leave Python's lock free),
+    profiles.png once its rows are measured, and here the measurements; only this thread
+    reports progress."""
     from .heap import release_freed_memory
     from .measure import muscle_volumes, write_volumes_csv
     from .measure.femur import femur_lines
@@ -146,31 +156,44 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
                 progress.update("write", steps.index(message) / len(steps), message)
 
         step(steps[0])
-        images = pool.submit(_write_images, result, stage.path, dicom_files)
         volumes = result.volumes or muscle_volumes(result.ct, result.labels)
-        profile_rows: Future = Future()
-        pictures = pool.submit(_draw_pictures, result, volumes, profile_rows, stage.path)
+        report = _report_in_child(result, volumes)  # first: the child forks before this process starts threads
         try:
-            step(steps[1])
-            result.femur = result.femur or femur_lines(result.ct, result.frames)
-            with open(stage.path("frames.json"), "w", encoding="utf-8") as f:  # the analysed fields, the femur lines
-                f.write(framing.frames_to_json(result.frames, device=result.device, quality=result.verdicts,
-                                               femur={s: line.to_dict() for s, line in result.femur.items()}))
-            profiles = write_along_femur(result.ct, result.labels, result.femur, stage.path, draw=False)[1]
-            profile_rows.set_result(profiles)
-        except BaseException as e:
-            profile_rows.set_exception(e)
+            images = pool.submit(_write_images, result, stage.path, dicom_files)
+            profile_rows: Future = Future()
+            pictures = pool.submit(_draw_pictures, result, volumes if report is None else None, profile_rows,
+                                   stage.path)
+            try:
+                step(steps[1])
+                result.femur = result.femur or femur_lines(result.ct, result.frames)
+                with open(stage.path("frames.json"), "w", encoding="utf-8") as f:  # the fields, the femur lines
+                    f.write(framing.frames_to_json(result.frames, device=result.device, quality=result.verdicts,
+                                                   femur={s: line.to_dict() for s, line in result.femur.items()}))
+                profiles = write_along_femur(result.ct, result.labels, result.femur, stage.path, draw=False)[1]
+                profile_rows.set_result(profiles)
+            except BaseException as e:
+                profile_rows.set_exception(e)
+                raise
+            step(steps[2])
+            write_volumes_csv(volumes, stage.path("volumes.csv"))
+            height = height_cm if height_cm is not None else tio.patient_height_cm(result.ct)
+            write_measurements_csv(measurement_rows(result.ct, result.labels, result.frames, height_cm=height,
+                                                    lines=result.femur, profiles=profiles, sums=result.sums),
+                                   stage.path("measurements.csv"))
+            step(steps[3])
+            images.result()
+            pictures.result()
+            if report is not None:
+                with tio.atomic_path(stage.path("report.png")) as tmp:
+                    Path(tmp).write_bytes(report.result())
+        except BaseException:
+            if report is not None:
+                report.cancel()
             raise
-        step(steps[2])
-        write_volumes_csv(volumes, stage.path("volumes.csv"))
-        height = height_cm if height_cm is not None else tio.patient_height_cm(result.ct)
-        write_measurements_csv(measurement_rows(result.ct, result.labels, result.frames, height_cm=height,
-                                                lines=result.femur, profiles=profiles, sums=result.sums),
-                               stage.path("measurements.csv"))
-        step(steps[3])
-        images.result()
-        pictures.result()
     return stage.written
+
+
+_TITLE = f"ThighMuscleSeg {__version__}"
 
 
 def _write_images(result: Segmentation, path_of, dicom_files: list[str] | None) -> None:
@@ -186,14 +209,32 @@ def _write_images(result: Segmentation, path_of, dicom_files: list[str] | None) 
         write_dicom_seg(result.labels, dicom_files, path_of("segmentation.dcm"))
 
 
-def _draw_pictures(result: Segmentation, volumes: list, profile_rows: Future, path_of) -> None:
-    from .render import write_report_png
+def _report_in_child(result: Segmentation, volumes: list):
+    """report.png's bytes drawn in a forked child where this process allows it (drawing holds
+    Python's lock, which the measuring here needs meanwhile; see ``forked``), else None."""
+    from .forked import ForkedCall, forking_allowed
+
+    if not forking_allowed():
+        return None
+    from .render import report_png
+
+    return ForkedCall(report_png, result.ct, result.labels, disagreement=result.disagreement, volumes=volumes,
+                      title=_TITLE, notes=result.notes)
+
+
+def _draw_pictures(result: Segmentation, volumes: list | None, profile_rows: Future, path_of) -> None:
+    """report.png (unless ``volumes`` is None: drawn elsewhere), then profiles.png once its rows
+    are measured; one thread for both (matplotlib is not thread-safe)."""
     from .render_profiles import write_profiles_png
 
-    title = f"ThighMuscleSeg {__version__}"
-    write_report_png(result.ct, result.labels, path_of("report.png"), disagreement=result.disagreement,
-                     volumes=volumes, title=title, notes=result.notes)
-    write_profiles_png(profile_rows.result(), path_of("profiles.png"), title=title)
+    if volumes is None:
+        from matplotlib.figure import Figure  # noqa: F401 - imported while the rows are measured, not after
+    else:
+        from .render import write_report_png
+
+        write_report_png(result.ct, result.labels, path_of("report.png"), disagreement=result.disagreement,
+                         volumes=volumes, title=_TITLE, notes=result.notes)
+    write_profiles_png(profile_rows.result(), path_of("profiles.png"), title=_TITLE)
 
 
 def write_along_femur(ct, labels, lines: dict, path_of, *, title: str = "",

@@ -196,6 +196,18 @@ def write_report_png(ct: sitk.Image, labels: sitk.Image, path: str | os.PathLike
     (e.g. a thigh cut by the scan, a thigh with muscles to check) are printed under the title in
     red, two at most; muscles whose ``volumes`` row has ``quality == "check"`` get a red mark
     beside their volume bars."""
+    png = report_png(ct, labels, disagreement=disagreement, volumes=volumes, title=title, notes=notes)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(png)
+    return Path(path)
+
+
+def report_png(ct: sitk.Image, labels: sitk.Image, *, disagreement: sitk.Image | None = None,
+               volumes: list[MuscleVolume] | None = None, title: str = "",
+               notes: list[str] | tuple[str, ...] = ()) -> bytes:
+    """The bytes of ``write_report_png``'s picture (what a forked drawing process sends back)."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -249,6 +261,6 @@ def write_report_png(ct: sitk.Image, labels: sitk.Image, path: str | os.PathLike
         fig.text(0.01, 0.955 - 0.022 * row, "Note: " + note, ha="left", va="top", fontsize=10, color=NOTE_RGB)
     fig.text(0.01, 0.01, "Research use only. Automatic segmentation: check before use.", ha="left", fontsize=8,
              color="gray")
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    return Path(path)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
+    return png.getvalue()

@@ -68,10 +68,12 @@ def _cancel_on_signals(progress: Progress) -> None:
 def run(args) -> int:
     from ..models import load_model
     from ..outputs import check_output_folder
+    from ..forked import allow_forking
     from ..heap import keep_freed_memory
     from ..pipeline import SEGMENT_STAGES, disagreement_share, segment_ct, write_outputs
 
     keep_freed_memory()  # the job's big arrays reuse each other's pages (ThighMuscleSegLib/heap.py)
+    allow_forking()  # this process's threads are all its own: report.png is drawn in a forked child (forked.py)
     json_mode = args.progress == "json"
     progress = Progress(SEGMENT_STAGES, sink=json_lines_sink(sys.stdout) if json_mode else human_sink(sys.stderr))
     _cancel_on_signals(progress)

@@ -1,0 +1,130 @@
+"""One call run in a forked child process, its result brought back through a pipe.
+
+Why: drawing (matplotlib, the vtk surfaces) holds Python's lock for most of its second and a
+half, so in a thread it stalls the measuring that writing also needs; a forked child has its own
+lock and reads the parent's arrays without copying them (copy-on-write).
+
+Only where the process allows it (``allow_forking``: the ``thighseg segment`` process, whose
+threads are all its own) and only on Linux (fork after threads is unsafe on macOS, absent on
+Windows). A Ray worker, a web server or a library user's process keeps the in-process path:
+their other threads (gRPC, event loops) may hold locks at the moment of a fork.
+
+The child never touches the output folder: it returns its result (e.g. a PNG's bytes) and the
+parent writes it, so a cancelled or killed job leaves nothing behind. The child dies with the
+parent (``PR_SET_PDEATHSIG``) and on cancel (``ForkedCall.cancel``).
+"""
+
+from __future__ import annotations
+
+import ctypes
+import os
+import pickle
+import signal
+import sys
+from typing import Any, Callable
+
+_PR_SET_PDEATHSIG = 1  # linux/prctl.h
+_allowed = False
+
+
+def allow_forking(allowed: bool = True) -> None:
+    """Let this process fork helpers (call it where the process is yours, e.g. a CLI command)."""
+    global _allowed
+    _allowed = bool(allowed)
+
+
+def forking_allowed() -> bool:
+    return _allowed and sys.platform.startswith("linux") and hasattr(os, "fork")
+
+
+class ForkedCall:
+    """``fn(*args, **kwargs)`` started now in a forked child; :meth:`result` waits for its
+    return value or raises its exception. Where the fork fails (no memory or processes left)
+    the call runs in this process when its result is asked for."""
+
+    def __init__(self, fn: Callable[..., Any], *args, **kwargs):
+        self.pid: int | None = None
+        self._later = None
+        try:
+            self._start_child(fn, args, kwargs)
+        except OSError:
+            self._later = (fn, args, kwargs)
+
+    def _start_child(self, fn, args, kwargs) -> None:
+        read_end, write_end = os.pipe()
+        for stream in (sys.stdout, sys.stderr):  # nothing buffered is written twice
+            stream.flush()
+        parent = os.getpid()
+        pid = os.fork()
+        if pid == 0:  # the child: never returns
+            os.close(read_end)
+            _child(write_end, parent, fn, args, kwargs)
+        os.close(write_end)
+        self.pid, self._read_end = pid, read_end
+
+    def result(self) -> Any:
+        if self._later is not None:
+            fn, args, kwargs = self._later
+            return fn(*args, **kwargs)
+        try:
+            with os.fdopen(self._read_end, "rb") as pipe:
+                payload = pipe.read()
+        finally:
+            self._reap()
+        if not payload:
+            raise RuntimeError("a forked drawing process ended without a result")
+        ok, value = pickle.loads(payload)
+        if not ok:
+            raise value
+        return value
+
+    def cancel(self) -> None:
+        """Stop the child now (on cancel or an error elsewhere)."""
+        if self.pid is not None:
+            try:
+                os.kill(self.pid, signal.SIGKILL)
+            except ProcessLookupError:
+                pass
+            try:
+                os.close(self._read_end)
+            except OSError:
+                pass
+            self._reap()
+
+    def _reap(self) -> None:
+        if self.pid is not None:
+            try:
+                os.waitpid(self.pid, 0)
+            except ChildProcessError:
+                pass
+            self.pid = None
+
+
+def _child(write_end: int, parent: int, fn, args, kwargs) -> None:
+    """Run the call and send (ok, value) back; leave by ``os._exit`` (no atexit, no flushing
+    of the parent's buffers, no staging folder's clean-up: all of that is the parent's)."""
+    code = 0
+    try:
+        signal.signal(signal.SIGINT, signal.SIG_DFL)
+        signal.signal(signal.SIGTERM, signal.SIG_DFL)
+        try:
+            ctypes.CDLL(None).prctl(_PR_SET_PDEATHSIG, signal.SIGKILL)
+        except (OSError, AttributeError):
+            pass
+        if os.getppid() != parent:  # the parent is gone already
+            os._exit(1)
+        try:
+            message = (True, fn(*args, **kwargs))
+        except BaseException as e:  # noqa: BLE001 - sent to the parent
+            message = (False, e)
+        try:
+            data = pickle.dumps(message)
+        except Exception as e:  # noqa: BLE001 - an unpicklable exception still says what went wrong
+            data = pickle.dumps((False, RuntimeError(f"{type(message[1]).__name__}: {message[1]}")))
+            del e
+        with os.fdopen(write_end, "wb") as pipe:
+            pipe.write(data)
+    except BaseException:  # noqa: BLE001 - whatever happens, the child must not go on as the parent
+        code = 1
+    finally:
+        os._exit(code)
