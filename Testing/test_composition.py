@@ -307,3 +307,26 @@ def test_the_fat_area_is_measured_in_physical_space_whatever_the_voxel_order():
     for side in C.SIDES:
         assert subcutaneous_fat_area_cm2(*flipped, centres[side], axis, side=side) == pytest.approx(
             subcutaneous_fat_area_cm2(ct, labels, centres[side], axis, side=side))
+
+
+def test_sums_from_the_slabs_are_the_sums_of_the_volume():
+    """``thighseg segment`` takes the composition sums from the slab table (one pass): the same
+    counts in every range (a float CT rounded to whole HU for both), the same HU sums."""
+    from ThighMuscleSegLib.measure.composition import sums_from_slabs
+    from ThighMuscleSegLib.measure.femur import FemurLine
+    from ThighMuscleSegLib.measure.slabs import slab_table
+    from ThighMuscleSegLib.measure.volumes import voxel_volume_cm3
+
+    ct, lab, _ = _mixture()
+    lines = {side: FemurLine(side, (0.0, 0.0, 100.0), (0.1, 0.0, 0.995), -200.0, 200.0, (-180.0, 180.0))
+             for side in ("right", "left")}
+    whole = composition_sums(ct, lab)
+    from_slabs = sums_from_slabs(slab_table(ct, lab, lines), voxel_volume_cm3(lab))
+    assert np.array_equal(whole.voxels, from_slabs.voxels) and whole.voxels.dtype == from_slabs.voxels.dtype
+    for key, counts in whole.range_voxels.items():
+        assert np.array_equal(counts, from_slabs.range_voxels[key]), key
+    edges = {key: int(from_slabs.range_voxels[key][VL_L]) for key in ("imat", "lama", "nama")}
+    assert edges == {"imat": 2, "lama": 2, "nama": 2}  # -190, -30 | -29.4, 29 | 29.6 (30 once rounded), 150
+    np.testing.assert_allclose(from_slabs.hu_sum, whole.hu_sum, rtol=1e-12, atol=1e-9)
+    np.testing.assert_allclose(from_slabs.hu_sq_sum, whole.hu_sq_sum, rtol=1e-12, atol=1e-6)
+    assert from_slabs.voxel_cm3 == whole.voxel_cm3

@@ -63,27 +63,68 @@ def test_forking_is_off_until_the_process_allows_it():
 
 
 @linux_only
-def test_outputs_are_the_same_whether_the_report_is_drawn_in_a_child_or_here(small_phantom, random_model_file,
+def test_the_child_waits_for_what_is_sent_later():
+    call = forked.ForkedCall(_pid_and_later, np.ones(10), later=True)
+    call.send({"volumes": [1.5, 2.5]})
+    pid, total, sent = call.result()
+    assert pid != os.getpid() and total == 10.0 and sent == {"volumes": [1.5, 2.5]}
+
+
+def _pid_and_later(a: np.ndarray, later) -> tuple[int, float, object]:
+    return os.getpid(), float(a.sum()), later()
+
+
+@linux_only
+def test_outputs_are_the_same_whether_the_report_is_drawn_here_or_in_a_child(small_phantom, random_model_file,
                                                                            tmp_path):
+    """Three ways: no forking; the child started by write_outputs; the child started by
+    segment_ct, drawing while the volumes are measured (what ``thighseg segment`` does)."""
     import matplotlib.image as mpimg
 
     from ThighMuscleSegLib import io as tio
     from ThighMuscleSegLib.models import load_model
     from ThighMuscleSegLib.pipeline import segment_ct, write_outputs
 
-    result = segment_ct(tio.read_ct(small_phantom / "ct.nii.gz"), load_model(random_model_file), device="cpu")
-    folders = {}
-    for allowed in (False, True):
-        forked.allow_forking(allowed)
-        try:
-            folders[allowed] = tmp_path / f"forking_{allowed}"
-            write_outputs(result, folders[allowed])
-        finally:
-            forked.allow_forking(False)
-    names = sorted(p.name for p in folders[False].iterdir())
-    assert names == sorted(p.name for p in folders[True].iterdir())
+    ct, model = tio.read_ct(small_phantom / "ct.nii.gz"), load_model(random_model_file)
+    result = segment_ct(ct, model, device="cpu")
+    assert result.report_drawing is None
+    folders = {way: tmp_path / way for way in ("here", "at write", "while measuring")}
+    write_outputs(result, folders["here"])
+    forked.allow_forking()
+    try:
+        write_outputs(result, folders["at write"])
+        early = segment_ct(ct, model, device="cpu")
+        assert early.report_drawing is not None
+        write_outputs(early, folders["while measuring"])
+        assert early.report_drawing is None  # taken by the write
+    finally:
+        forked.allow_forking(False)
+    names = sorted(p.name for p in folders["here"].iterdir())
     assert "report.png" in names
-    here, child = (mpimg.imread(folders[a] / "report.png") for a in (False, True))
-    assert here.shape == child.shape and np.array_equal(here, child)
-    for name in ("volumes.csv", "measurements.csv", "slabs.csv", "frames.json"):
-        assert (folders[False] / name).read_bytes() == (folders[True] / name).read_bytes(), name
+    here = mpimg.imread(folders["here"] / "report.png")
+    for way in ("at write", "while measuring"):
+        assert sorted(p.name for p in folders[way].iterdir()) == names
+        assert np.array_equal(here, mpimg.imread(folders[way] / "report.png")), way
+        for name in ("volumes.csv", "measurements.csv", "slabs.csv", "frames.json"):
+            assert (folders["here"] / name).read_bytes() == (folders[way] / name).read_bytes(), (way, name)
+
+
+@linux_only
+def test_a_drawing_child_is_stopped_when_the_write_fails(small_phantom, random_model_file, tmp_path):
+    from ThighMuscleSegLib import io as tio
+    from ThighMuscleSegLib.models import load_model
+    from ThighMuscleSegLib.pipeline import segment_ct, write_outputs
+
+    forked.allow_forking()
+    try:
+        result = segment_ct(tio.read_ct(small_phantom / "ct.nii.gz"), load_model(random_model_file), device="cpu")
+    finally:
+        forked.allow_forking(False)
+    pid = result.report_drawing.pid
+    (tmp_path / "out").mkdir()
+    (tmp_path / "out" / "volumes.csv").write_text("an earlier result", encoding="utf-8")
+    with pytest.raises(tio.InputError, match="already holds results"):
+        write_outputs(result, tmp_path / "out")  # results are never replaced without overwrite
+    with pytest.raises(ChildProcessError):  # killed and reaped
+        os.waitpid(pid, os.WNOHANG)
+    assert (tmp_path / "out" / "volumes.csv").read_text(encoding="utf-8") == "an earlier result"

@@ -40,31 +40,59 @@ def forking_allowed() -> bool:
 class ForkedCall:
     """``fn(*args, **kwargs)`` started now in a forked child; :meth:`result` waits for its
     return value or raises its exception. Where the fork fails (no memory or processes left)
-    the call runs in this process when its result is asked for."""
+    the call runs in this process when its result is asked for.
 
-    def __init__(self, fn: Callable[..., Any], *args, **kwargs):
+    ``later=True``: ``fn`` also gets ``later``, a call that waits for the one value this
+    process passes to :meth:`send` (what is still being computed when the child starts)."""
+
+    def __init__(self, fn: Callable[..., Any], *args, later: bool = False, **kwargs):
         self.pid: int | None = None
-        self._later = None
+        self._in_process = None
+        self._send_end: int | None = None
+        self._sent: list = []
+        if later:
+            kwargs["later"] = self._sent_value
         try:
-            self._start_child(fn, args, kwargs)
+            self._start_child(fn, args, kwargs, later)
         except OSError:
-            self._later = (fn, args, kwargs)
+            self._in_process = (fn, args, kwargs)
 
-    def _start_child(self, fn, args, kwargs) -> None:
+    def _sent_value(self):  # ``later`` where the call runs in this process
+        return self._sent[0]
+
+    def send(self, value: Any) -> None:
+        """The value the child's ``later()`` returns (once)."""
+        if self._send_end is None:
+            self._sent.append(value)
+            return
+        end, self._send_end = self._send_end, None
+        try:
+            with os.fdopen(end, "wb") as pipe:
+                pipe.write(pickle.dumps(value))
+        except BrokenPipeError:  # the child is gone: result() says why
+            pass
+
+    def _start_child(self, fn, args, kwargs, later: bool) -> None:
         read_end, write_end = os.pipe()
+        value_read, value_write = os.pipe() if later else (None, None)
         for stream in (sys.stdout, sys.stderr):  # nothing buffered is written twice
             stream.flush()
         parent = os.getpid()
         pid = os.fork()
         if pid == 0:  # the child: never returns
             os.close(read_end)
+            if later:
+                os.close(value_write)
+                kwargs["later"] = lambda: _receive(value_read)
             _child(write_end, parent, fn, args, kwargs)
         os.close(write_end)
-        self.pid, self._read_end = pid, read_end
+        if later:
+            os.close(value_read)
+        self.pid, self._read_end, self._send_end = pid, read_end, value_write
 
     def result(self) -> Any:
-        if self._later is not None:
-            fn, args, kwargs = self._later
+        if self._in_process is not None:
+            fn, args, kwargs = self._in_process
             return fn(*args, **kwargs)
         try:
             with os.fdopen(self._read_end, "rb") as pipe:
@@ -85,10 +113,13 @@ class ForkedCall:
                 os.kill(self.pid, signal.SIGKILL)
             except ProcessLookupError:
                 pass
-            try:
-                os.close(self._read_end)
-            except OSError:
-                pass
+            for end in (self._read_end, self._send_end):
+                try:
+                    if end is not None:
+                        os.close(end)
+                except OSError:
+                    pass
+            self._send_end = None
             self._reap()
 
     def _reap(self) -> None:
@@ -98,6 +129,12 @@ class ForkedCall:
             except ChildProcessError:
                 pass
             self.pid = None
+
+
+def _receive(read_end: int):
+    """The value the parent sends (EOFError where it closed the pipe without sending)."""
+    with os.fdopen(read_end, "rb") as pipe:
+        return pickle.load(pipe)
 
 
 def _child(write_end: int, parent: int, fn, args, kwargs) -> None:

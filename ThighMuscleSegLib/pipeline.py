@@ -26,7 +26,8 @@ from .progress import RenamedStages
 # Overall progress weights (roughly the measured share of the time on a CPU).
 SEGMENT_STAGES = {"read": 4, "frame": 6, "infer": 64,  # both thighs' views run together
                   "fuse right": 1, "clean right": 1, "fuse left": 1, "clean left": 1,
-                  "unframe": 6, "quality": 3, "write": 13}
+                  "unframe": 6, "quality": 7, "write": 9}
+_TITLE = f"ThighMuscleSeg {__version__}"  # of report.png and profiles.png
 
 
 @dataclass
@@ -40,7 +41,11 @@ class Segmentation:
     volumes: list = field(default_factory=list)  # measure.MuscleVolume rows, with their quality flags
     quality: list = field(default_factory=list)  # quality.MuscleQuality per muscle of each segmented side
     femur: dict = field(default_factory=dict)  # side -> measure.femur.FemurLine (write_outputs finds it when empty)
+    slabs: object = None  # measure.slabs.SlabTable along those lines (write_outputs makes it when None)
     sums: object = None  # measure.composition.CompositionSums of ct and labels (volumes and composition)
+    # report.png being drawn in a forked child, waiting for the volumes and notes (``forked``);
+    # write_outputs takes it, or draws the report itself where there is none
+    report_drawing: object = field(default=None, repr=False, compare=False)
 
     @property
     def verdicts(self) -> dict[str, dict]:
@@ -83,19 +88,28 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
                                  analysed=framing.analysed_slices(frames))
     seconds["infer"] = time.perf_counter() - t0  # replaced below by the views' own wall time
     del grids
-    labels, disagreement, volumes, quality, sums = _back_into_ct(ct, predictions, reading, back_interpolation,
-                                                                 seconds, progress)
+    labels, disagreement = _back_into_ct(ct, predictions, reading, back_interpolation, seconds, progress)
+    report = _report_in_child(ct, labels, disagreement)  # drawn on the other core while this one measures
+    try:
+        t0 = time.perf_counter()
+        if progress is not None:
+            progress.update("quality", 0.0, "measuring along each femur and checking each muscle")
+        femur, slabs, sums = measure_along_femur(ct, labels, frames)
+        volumes, quality = assess_quality(ct, labels, {side: p.stats for side, p in predictions.items()}, sums)
+        seconds["quality"] = time.perf_counter() - t0
+    except BaseException:
+        if report is not None:
+            report.cancel()
+        raise
     used_device = next(iter(predictions.values())).device if predictions else device
-    return Segmentation(ct, labels, disagreement, frames, used_device, seconds, volumes, quality, sums=sums)
+    return Segmentation(ct, labels, disagreement, frames, used_device, seconds, volumes, quality, femur=femur,
+                        slabs=slabs, sums=sums, report_drawing=report)
 
 
 def _back_into_ct(ct: sitk.Image, predictions: dict, reading: list, back_interpolation: str, seconds: dict,
-                  progress) -> tuple:
-    """Both thighs' labels and disagreement maps put back into the CT, measured and checked:
-    (labels, disagreement, volumes, quality, sums); each step's time into ``seconds``."""
-    label_grids = {side: p.labels for side, p in predictions.items()}
-    disagreement_grids = {side: p.disagreement for side, p in predictions.items()}
-    stats = {side: p.stats for side, p in predictions.items()}
+                  progress) -> tuple[sitk.Image, sitk.Image]:
+    """Both thighs' labels and disagreement maps put back into the CT; the views' and the
+    de-crop's times into ``seconds``."""
     for side, pred in predictions.items():
         seconds["infer"] = pred.seconds.pop("infer", seconds["infer"])  # one wall time for both thighs' views
         for step, s in pred.seconds.items():
@@ -103,18 +117,29 @@ def _back_into_ct(ct: sitk.Image, predictions: dict, reading: list, back_interpo
     t0 = time.perf_counter()
     if progress is not None:
         progress.update("unframe", 0.0, "putting the muscles back into the CT")
-    labels, disagreement = framing.labels_and_map_to_ct(label_grids, disagreement_grids, reading, ct,
-                                                        back_interpolation)
+    labels, disagreement = framing.labels_and_map_to_ct({side: p.labels for side, p in predictions.items()},
+                                                        {side: p.disagreement for side, p in predictions.items()},
+                                                        reading, ct, back_interpolation)
     seconds["unframe"] = time.perf_counter() - t0
-    t0 = time.perf_counter()
-    if progress is not None:
-        progress.update("quality", 0.0, "measuring the volumes and checking each muscle")
-    from .measure.composition import composition_sums
+    return labels, disagreement
 
-    sums = composition_sums(ct, labels)  # one pass over the labelled voxels: volumes and composition
-    volumes, quality = assess_quality(ct, labels, stats, sums)
-    seconds["quality"] = time.perf_counter() - t0
-    return labels, disagreement, volumes, quality, sums
+
+def measure_along_femur(ct: sitk.Image, labels: sitk.Image, frames: list) -> tuple[dict, object, object]:
+    """Each thigh's femur line, the slabs of every muscle along it, and the composition sums:
+    ``(femur, slabs, sums)``. One pass over the labelled voxels serves ``slabs.csv``, the
+    profiles, ``volumes.csv`` and ``measurements.csv`` (the sums are the slabs' totals)."""
+    from .measure.composition import composition_sums, sums_from_slabs
+    from .measure.femur import femur_lines
+    from .measure.slabs import slab_table
+    from .measure.volumes import voxel_volume_cm3
+
+    femur = femur_lines(ct, frames)
+    slabs = slab_table(ct, labels, femur)
+    # Labels come only from the frames' sides, and every frame has its line: the slabs hold every
+    # labelled voxel (the other pass stays for a label map given without its frames).
+    covered = bool(frames) and all(f.side in femur for f in frames)
+    sums = sums_from_slabs(slabs, voxel_volume_cm3(labels)) if covered else composition_sums(ct, labels)
+    return femur, slabs, sums
 
 
 def assess_quality(ct: sitk.Image, labels: sitk.Image, stats: dict, sums=None) -> tuple[list, list]:
@@ -136,8 +161,8 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
     """All outputs of ``thighseg segment``, staged so they appear together or not at all.
     ``height_cm``: the patient's height for volume / height² (default: DICOM Patient's Size).
 
-    Four streams at once: report.png drawn in a forked child (where forking works; see
-    ``forked``), the image files (mostly compression and ITK, which leave Python's lock free),
+    Four streams at once: report.png drawn in a forked child where this process allows it
+    (``forked``; started by ``segment_ct`` already, or here), the image files (mostly compression and ITK, which leave Python's lock free),
     profiles.png once its rows are measured, and here the measurements; only this thread
     reports progress."""
     from .heap import release_freed_memory
@@ -146,19 +171,24 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
     from .measure.table import measurement_rows, write_measurements_csv
 
     release_freed_memory()  # what the segmentation freed, back before the outputs' buffers (heap.py)
-    with StagedOutputs(out_dir, overwrite=overwrite) as stage, \
-            ThreadPoolExecutor(2, thread_name_prefix="thighseg-write") as pool:
-        steps = ["writing labels.nii.gz, disagreement.nii.gz and segmentation.seg.nrrd", "measuring along the femur",
-                 "writing volumes.csv and measurements.csv", "drawing report.png and profiles.png"]
+    volumes = result.volumes or muscle_volumes(result.ct, result.labels)
+    report, result.report_drawing = result.report_drawing, None  # a drawing serves one write
+    if report is None:  # before this function starts its threads: the child forks from this one alone
+        report = _report_in_child(result.ct, result.labels, result.disagreement)
+    if report is not None:
+        report.send((volumes, result.notes))
+    try:
+        with StagedOutputs(out_dir, overwrite=overwrite) as stage, \
+                ThreadPoolExecutor(2, thread_name_prefix="thighseg-write") as pool:
+            steps = ["writing labels.nii.gz, disagreement.nii.gz and segmentation.seg.nrrd",
+                     "measuring along the femur", "writing volumes.csv and measurements.csv",
+                     "drawing report.png and profiles.png"]
 
-        def step(message: str) -> None:
-            if progress is not None:
-                progress.update("write", steps.index(message) / len(steps), message)
+            def step(message: str) -> None:
+                if progress is not None:
+                    progress.update("write", steps.index(message) / len(steps), message)
 
-        step(steps[0])
-        volumes = result.volumes or muscle_volumes(result.ct, result.labels)
-        report = _report_in_child(result, volumes)  # first: the child forks before this process starts threads
-        try:
+            step(steps[0])
             images = pool.submit(_write_images, result, stage.path, dicom_files)
             profile_rows: Future = Future()
             pictures = pool.submit(_draw_pictures, result, volumes if report is None else None, profile_rows,
@@ -166,11 +196,12 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
             try:
                 step(steps[1])
                 result.femur = result.femur or femur_lines(result.ct, result.frames)
+                profiles = write_along_femur(result.ct, result.labels, result.femur, stage.path, draw=False,
+                                             slabs=result.slabs)[1]
+                profile_rows.set_result(profiles)
                 with open(stage.path("frames.json"), "w", encoding="utf-8") as f:  # the fields, the femur lines
                     f.write(framing.frames_to_json(result.frames, device=result.device, quality=result.verdicts,
                                                    femur={s: line.to_dict() for s, line in result.femur.items()}))
-                profiles = write_along_femur(result.ct, result.labels, result.femur, stage.path, draw=False)[1]
-                profile_rows.set_result(profiles)
             except BaseException as e:
                 profile_rows.set_exception(e)
                 raise
@@ -186,14 +217,11 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
             if report is not None:
                 with tio.atomic_path(stage.path("report.png")) as tmp:
                     Path(tmp).write_bytes(report.result())
-        except BaseException:
-            if report is not None:
-                report.cancel()
-            raise
+    except BaseException:
+        if report is not None:
+            report.cancel()
+        raise
     return stage.written
-
-
-_TITLE = f"ThighMuscleSeg {__version__}"
 
 
 def _write_images(result: Segmentation, path_of, dicom_files: list[str] | None) -> None:
@@ -209,17 +237,17 @@ def _write_images(result: Segmentation, path_of, dicom_files: list[str] | None) 
         write_dicom_seg(result.labels, dicom_files, path_of("segmentation.dcm"))
 
 
-def _report_in_child(result: Segmentation, volumes: list):
-    """report.png's bytes drawn in a forked child where this process allows it (drawing holds
-    Python's lock, which the measuring here needs meanwhile; see ``forked``), else None."""
+def _report_in_child(ct: sitk.Image, labels: sitk.Image, disagreement: sitk.Image):
+    """report.png being drawn in a forked child where this process allows it, else None: all
+    but the volume bars and the notes at once, those once ``send((volumes, notes))`` gives
+    them (drawing holds Python's lock, which the measuring here needs meanwhile; ``forked``)."""
     from .forked import ForkedCall, forking_allowed
 
     if not forking_allowed():
         return None
     from .render import report_png
 
-    return ForkedCall(report_png, result.ct, result.labels, disagreement=result.disagreement, volumes=volumes,
-                      title=_TITLE, notes=result.notes)
+    return ForkedCall(report_png, ct, labels, disagreement=disagreement, title=_TITLE, later=True)
 
 
 def _draw_pictures(result: Segmentation, volumes: list | None, profile_rows: Future, path_of) -> None:
@@ -238,14 +266,15 @@ def _draw_pictures(result: Segmentation, volumes: list | None, profile_rows: Fut
 
 
 def write_along_femur(ct, labels, lines: dict, path_of, *, title: str = "",
-                      notes: list[str] | tuple[str, ...] = (), draw: bool = True) -> tuple:
+                      notes: list[str] | tuple[str, ...] = (), draw: bool = True, slabs=None) -> tuple:
     """``slabs.csv``, ``profiles.csv`` and (``draw``) ``profiles.png`` of a segmentation (what
-    ``thighseg segment`` writes); ``path_of(name)`` gives each file's path. Here, not in
+    ``thighseg segment`` writes); ``path_of(name)`` gives each file's path; ``slabs``: the
+    ``measure.slabs.SlabTable`` along ``lines`` if made already. Here, not in
     ``measure.profiles``, because it draws too (``render_profiles`` reads the profile rows).
     Returns the ``SlabTable`` and the ``ProfileRow`` list."""
     from .measure.profiles import csa_profiles, write_profiles_csv
     from .measure.slabs import slab_table, write_slabs_csv
-    slabs = slab_table(ct, labels, lines)
+    slabs = slabs if slabs is not None else slab_table(ct, labels, lines)
     write_slabs_csv(slabs, path_of("slabs.csv"))
     rows = csa_profiles(slabs, lines)
     write_profiles_csv(rows, path_of("profiles.csv"))

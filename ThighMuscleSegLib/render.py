@@ -13,6 +13,7 @@ from __future__ import annotations
 import logging
 import os
 from pathlib import Path
+from typing import Callable
 
 import numpy as np
 import SimpleITK as sitk
@@ -204,8 +205,10 @@ def write_report_png(ct: sitk.Image, labels: sitk.Image, path: str | os.PathLike
 
 def report_png(ct: sitk.Image, labels: sitk.Image, *, disagreement: sitk.Image | None = None,
                volumes: list[MuscleVolume] | None = None, title: str = "",
-               notes: list[str] | tuple[str, ...] = ()) -> bytes:
-    """The bytes of ``write_report_png``'s picture (what a forked drawing process sends back)."""
+               notes: list[str] | tuple[str, ...] = (), later: Callable[[], tuple] | None = None) -> bytes:
+    """The bytes of ``write_report_png``'s picture (what a forked drawing process sends back).
+    ``later``: where the volumes and notes are still being measured, a call that waits for
+    them, ``(volumes, notes)``; everything else is drawn before it is called."""
     import io
 
     import matplotlib
@@ -249,6 +252,8 @@ def report_png(ct: sitk.Image, labels: sitk.Image, *, disagreement: sitk.Image |
     _draw_surfaces(fig.add_subplot(grid[:, 3]), lab_v, sp)
     side = grid[:, 4].subgridspec(2, 2, height_ratios=[0.8, 1.2], width_ratios=[0.42, 1], hspace=0.15)
     _draw_legend(fig.add_subplot(side[0, :]))
+    if later is not None:
+        volumes, notes = later()
     _draw_volumes(fig.add_subplot(side[1, 1]), _volume_rows(labels, volumes), _quality_flags(volumes))
 
     header = title or "ThighMuscleSeg"

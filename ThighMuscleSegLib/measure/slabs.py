@@ -4,7 +4,8 @@ For each side and muscle, the labelled voxels are binned into slabs of ``SLAB_MM
 thigh's femur line (a voxel belongs to the slab of its centre's t; slab n holds
 t in [(n - 0.5), (n + 0.5)) · SLAB_MM and is written with its centre t = n · SLAB_MM). Per
 slab: voxels, volume, the sum and the sum of squares of HU (so means and SDs of any range of
-slabs follow exactly), and the voxels in the IMAT / LAMA / NAMA ranges (``hu_ranges``).
+slabs follow exactly), and the voxels in the IMAT / LAMA / NAMA ranges (``hu_ranges``; a float
+CT rounded to whole HU for them first, as ``composition`` does).
 
 Summing a muscle's slabs gives its whole volume exactly; a slab's volume divided by its
 thickness is the muscle's mean cross-sectional area over it, on planes perpendicular to the
@@ -62,6 +63,11 @@ class SlabTable:
     def label_values(self) -> list[int]:
         return sorted(int(v) for v in np.unique(self.label_value))
 
+    def per_label(self, name: str, labels: int) -> np.ndarray:
+        """Column ``name`` summed over each label's slabs: an array indexed by label value 0..labels-1."""
+        values = getattr(self, name)
+        return np.bincount(self.label_value, weights=values, minlength=labels)[:labels].astype(values.dtype)
+
     def volume_by_label(self) -> dict[int, float]:
         """label value -> its total volume (cm³)."""
         return {v: float(self.volume_cm3[self.label_value == v].sum()) for v in self.label_values()}
@@ -91,6 +97,7 @@ def slab_table(ct: sitk.Image, labels: sitk.Image, lines: dict[str, FemurLine],
     hu = sitk.GetArrayViewFromImage(ct)
     geometry = {side: _index_to_t(labels, line) for side, line in lines.items()}
     acc: dict[int, dict[int, np.ndarray]] = {}  # label value -> {slab index: counts and sums}
+    whole_hu = np.issubdtype(hu.dtype, np.integer)
     nz, ny, nx = lab.shape
     per_block = max(1, _BLOCK_VOXELS // max(ny * nx, 1))
     for k0 in range(0, nz, per_block):
@@ -105,24 +112,27 @@ def slab_table(ct: sitk.Image, labels: sitk.Image, lines: dict[str, FemurLine],
         j, i = np.divmod(rest, nx)
         k += k0
         h = hu[k0:k0 + per_block].reshape(-1)[flat].astype(np.float64)
+        whole = h if whole_hu else np.rint(h)
         for side, (t0, dt) in geometry.items():
             on_side = (values <= C.NUM_MUSCLES) if side == "right" else (values > C.NUM_MUSCLES)
             if not on_side.any():
                 continue
             t = t0 + i[on_side] * dt[0] + j[on_side] * dt[1] + k[on_side] * dt[2]
-            _accumulate(acc, values[on_side], np.floor(t / slab_mm + 0.5).astype(np.int64), h[on_side])
+            _accumulate(acc, values[on_side], np.floor(t / slab_mm + 0.5).astype(np.int64), h[on_side],
+                        whole[on_side])
     return _table(acc, slab_mm, voxel_volume_cm3(labels))
 
 
-def _accumulate(acc: dict, values: np.ndarray, slab: np.ndarray, hu: np.ndarray) -> None:
-    """Add (voxels, hu_sum, hu_sq_sum, imat, lama, nama) per (label, slab) with one bincount each."""
+def _accumulate(acc: dict, values: np.ndarray, slab: np.ndarray, hu: np.ndarray, whole: np.ndarray) -> None:
+    """Add (voxels, hu_sum, hu_sq_sum, imat, lama, nama) per (label, slab) with one bincount
+    each; ``whole``: the HU rounded, for the ranges."""
     lo = int(slab.min())
     n = int(slab.max()) - lo + 1
     key = values.astype(np.int64) * n + (slab - lo)
     size = NUM_LABELS * n
     sums = [np.bincount(key, minlength=size), np.bincount(key, weights=hu, minlength=size),
             np.bincount(key, weights=hu * hu, minlength=size)]
-    sums += [np.bincount(key[r.contains(hu)], minlength=size) for r in QUALITY_RANGES]
+    sums += [np.bincount(key[r.contains(whole)], minlength=size) for r in QUALITY_RANGES]
     stacked = np.stack([s.astype(np.float64) for s in sums], axis=1)
     for idx in np.flatnonzero(sums[0]):
         v, s = divmod(int(idx), n)
