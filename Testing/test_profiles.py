@@ -155,3 +155,15 @@ def test_segment_outputs_hold_the_femur_lines_slabs_and_profiles(small_phantom, 
     rows = read_profiles_csv(out / "profiles.csv")
     assert {r.label_value for r in rows} == {s.label_value for s in C.segments() if s.side in lines}
     assert (out / "profiles.png").stat().st_size > 10_000
+
+
+@pytest.mark.parametrize("shape", [(3, 16, 16), (3, 7, 5), (1, 1, 9)])
+def test_labelled_voxels_found_word_by_word_are_those_of_flatnonzero(shape):
+    from ThighMuscleSegLib.measure.slabs import _labelled
+
+    block = np.zeros(shape, np.uint8)
+    rng = np.random.default_rng(3)
+    block.reshape(-1)[rng.choice(block.size, size=max(1, block.size // 7), replace=False)] = rng.integers(1, 21)
+    for part in (block, block[1:]):  # a slab of slices need not start on an aligned word
+        flat, values = _labelled(part)
+        assert np.array_equal(flat, np.flatnonzero(part)) and np.array_equal(values, part.reshape(-1)[flat])

@@ -95,58 +95,87 @@ def slab_table(ct: sitk.Image, labels: sitk.Image, lines: dict[str, FemurLine],
     if lab.dtype != np.uint8:
         raise InputError(f"the label map must be uint8 (it is {lab.dtype}); values 0, right 1-10, left 11-20")
     hu = sitk.GetArrayViewFromImage(ct)
-    geometry = {side: _index_to_t(labels, line) for side, line in lines.items()}
-    acc: dict[int, dict[int, np.ndarray]] = {}  # label value -> {slab index: counts and sums}
     whole_hu = np.issubdtype(hu.dtype, np.integer)
     nz, ny, nx = lab.shape
+    sides = [side for side in ("right", "left") if side in lines]
+    geometry = [_index_to_t(labels, lines[side]) for side in sides]
+    # Each side's slabs within what the CT's corners reach along its line: one dense table
+    # (label value x slab) of counts and sums, no per-slab bookkeeping.
+    corners = np.array(list(np.ndindex(2, 2, 2)), float) * (np.array([nx, ny, nz]) - 1)
+    reach = np.concatenate([t0 + corners @ dt for t0, dt in geometry]) if sides else np.zeros(1)
+    lo = int(np.floor(reach.min() / slab_mm + 0.5)) - 1
+    n_slabs = int(np.floor(reach.max() / slab_mm + 0.5)) + 2 - lo
+    sums = np.zeros((len(_SUMS), NUM_LABELS * n_slabs))
+    side_of = np.full(NUM_LABELS, -1, np.int8)  # label value -> index into ``sides``; -1: no line, not counted
+    for n, side in enumerate(sides):
+        side_of[np.arange(1, 1 + C.NUM_MUSCLES) + (0 if side == "right" else C.NUM_MUSCLES)] = n
     per_block = max(1, _BLOCK_VOXELS // max(ny * nx, 1))
     for k0 in range(0, nz, per_block):
-        block = lab[k0:k0 + per_block]
-        flat = np.flatnonzero(block)
+        flat, values = _labelled(lab[k0:k0 + per_block])
         if not flat.size:
             continue
-        values = block.reshape(-1)[flat]
         if values.max() >= NUM_LABELS:
             raise InputError(f"label values above {NUM_LABELS - 1} are not in the class table")
-        k, rest = np.divmod(flat, ny * nx)
-        j, i = np.divmod(rest, nx)
-        k += k0
+        which = side_of[values]
+        if (which < 0).any():
+            keep = which >= 0
+            flat, values, which = flat[keep], values[keep], which[keep]
+        t = _t_of_voxels(flat, k0, ny, nx, geometry, which)
+        slab = np.floor(t / slab_mm + 0.5).astype(np.int64) - lo
         h = hu[k0:k0 + per_block].reshape(-1)[flat].astype(np.float64)
-        whole = h if whole_hu else np.rint(h)
-        for side, (t0, dt) in geometry.items():
-            on_side = (values <= C.NUM_MUSCLES) if side == "right" else (values > C.NUM_MUSCLES)
-            if not on_side.any():
-                continue
-            t = t0 + i[on_side] * dt[0] + j[on_side] * dt[1] + k[on_side] * dt[2]
-            _accumulate(acc, values[on_side], np.floor(t / slab_mm + 0.5).astype(np.int64), h[on_side],
-                        whole[on_side])
-    return _table(acc, slab_mm, voxel_volume_cm3(labels))
+        _accumulate(sums, values.astype(np.int64) * n_slabs + slab, h, h if whole_hu else np.rint(h))
+    return _table(sums.reshape(len(_SUMS), NUM_LABELS, n_slabs), lo, slab_mm, voxel_volume_cm3(labels))
 
 
-def _accumulate(acc: dict, values: np.ndarray, slab: np.ndarray, hu: np.ndarray, whole: np.ndarray) -> None:
-    """Add (voxels, hu_sum, hu_sq_sum, imat, lama, nama) per (label, slab) with one bincount
-    each; ``whole``: the HU rounded, for the ranges."""
-    lo = int(slab.min())
-    n = int(slab.max()) - lo + 1
-    key = values.astype(np.int64) * n + (slab - lo)
-    size = NUM_LABELS * n
-    sums = [np.bincount(key, minlength=size), np.bincount(key, weights=hu, minlength=size),
-            np.bincount(key, weights=hu * hu, minlength=size)]
-    sums += [np.bincount(key[r.contains(whole)], minlength=size) for r in QUALITY_RANGES]
-    stacked = np.stack([s.astype(np.float64) for s in sums], axis=1)
-    for idx in np.flatnonzero(sums[0]):
-        v, s = divmod(int(idx), n)
-        per_label = acc.setdefault(v, {})
-        row = per_label.get(s + lo)
-        per_label[s + lo] = stacked[idx].copy() if row is None else row + stacked[idx]
+_SUMS = ("voxels", "hu_sum", "hu_sq_sum", *(f"{r.key}_voxels" for r in QUALITY_RANGES))
 
 
-def _table(acc: dict, slab_mm: float, voxel_cm3: float) -> SlabTable:
-    rows = [(v, s, *acc[v][s]) for v in sorted(acc) for s in sorted(acc[v])]
-    a = np.array(rows, float).reshape(-1, 8)
-    voxels = a[:, 2].astype(np.int64)
-    return SlabTable(slab_mm, a[:, 0].astype(np.int64), a[:, 1] * slab_mm, voxels, voxels * voxel_cm3,
-                     a[:, 3], a[:, 4], a[:, 5].astype(np.int64), a[:, 6].astype(np.int64), a[:, 7].astype(np.int64))
+def _labelled(block: np.ndarray) -> tuple[np.ndarray, np.ndarray]:
+    """Flat indices and values of a block's labelled voxels. Found eight bytes at a time first:
+    the blocks are nine-tenths background, so this halves the time of one ``flatnonzero``."""
+    flat = block.reshape(-1)
+    if flat.size % 8 or flat.ctypes.data % 8:  # not whole aligned words: one plain pass
+        found = np.flatnonzero(flat)
+        return found, flat[found]
+    words = np.flatnonzero(flat.view(np.uint64))
+    octets = flat.reshape(-1, 8)[words]
+    inside = np.flatnonzero(octets)
+    return words[inside >> 3] * 8 + (inside & 7), octets.reshape(-1)[inside]
+
+
+def _t_of_voxels(flat: np.ndarray, k0: int, ny: int, nx: int, geometry: list, which: np.ndarray) -> np.ndarray:
+    """t along its side's femur line of each voxel (flat index in a block starting at slice k0):
+    t = (t0 + j dt_j + k dt_k) + i dt_i, the bracket looked up per image row and side."""
+    row = flat // nx
+    i = flat - row * nx
+    rows = int(row.max()) + 1
+    k, j = np.divmod(np.arange(rows), ny)
+    base = np.stack([t0 + j * dt[1] + (k + k0) * dt[2] for t0, dt in geometry])  # (sides, rows)
+    step = np.array([dt[0] for _, dt in geometry])
+    if len(geometry) == 1:
+        return base[0][row] + i * step[0]
+    return base.reshape(-1)[row + which.astype(np.int64) * rows] + i * step[which]
+
+
+def _accumulate(sums: np.ndarray, key: np.ndarray, hu: np.ndarray, whole: np.ndarray) -> None:
+    """Add (voxels, hu_sum, hu_sq_sum, imat, lama, nama) per key (label x slab) with one
+    bincount each; ``whole``: the HU rounded, for the ranges."""
+    size = sums.shape[1]
+    sums[0] += np.bincount(key, minlength=size)
+    sums[1] += np.bincount(key, weights=hu, minlength=size)
+    sums[2] += np.bincount(key, weights=hu * hu, minlength=size)
+    for row, r in enumerate(QUALITY_RANGES, 3):
+        sums[row] += np.bincount(key[r.contains(whole)], minlength=size)
+
+
+def _table(sums: np.ndarray, lo: int, slab_mm: float, voxel_cm3: float) -> SlabTable:
+    """The rows (label, slab) holding voxels of the dense sums (named as ``_SUMS``, label x slab)."""
+    value, slab = np.nonzero(sums[0])  # row-major: sorted by label, then t
+    col = {name: sums[n][value, slab] for n, name in enumerate(_SUMS)}
+    voxels = col["voxels"].astype(np.int64)
+    return SlabTable(slab_mm, value.astype(np.int64), (slab + lo) * slab_mm, voxels, voxels * voxel_cm3,
+                     col["hu_sum"], col["hu_sq_sum"], *(col[f"{r.key}_voxels"].astype(np.int64)
+                                                         for r in QUALITY_RANGES))
 
 
 def write_slabs_csv(table: SlabTable, path: str | os.PathLike) -> Path:
