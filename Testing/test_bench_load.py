@@ -41,3 +41,26 @@ def test_the_competitor_is_cpu_bound_and_pinned_where_the_os_allows():
     finally:
         proc.kill()
         proc.wait()
+
+
+def test_the_memory_sampled_holds_a_forked_childs_private_pages():
+    """``thighseg bench`` samples the segment process plus what its drawing child holds alone."""
+    import subprocess
+    import sys
+
+    from ThighMuscleSegLib.cli.bench import _rss_mb
+
+    code = ("import os, sys, time, numpy as np\n"
+            "pid = os.fork()\n"
+            "if pid == 0:\n"
+            "    block = np.ones(160 * 2**20, np.uint8); print('ready', flush=True); time.sleep(60); os._exit(0)\n"
+            "time.sleep(60)\n")
+    proc = subprocess.Popen([sys.executable, "-c", code], stdout=subprocess.PIPE, text=True, encoding="utf-8")
+    try:
+        assert proc.stdout.readline().strip() == "ready"
+        own = psutil.Process(proc.pid).memory_info().rss / 2**20
+        assert _rss_mb(proc.pid) - own > 150  # the child's 160 MB, not shared with the parent
+    finally:
+        for p in psutil.Process(proc.pid).children() + [psutil.Process(proc.pid)]:
+            p.kill()
+        proc.wait()

@@ -245,8 +245,12 @@ def _report_in_child(ct: sitk.Image, labels: sitk.Image, disagreement: sitk.Imag
 
     if not forking_allowed():
         return None
+    from .heap import release_freed_memory
     from .render import report_png
 
+    # Freed pages kept by this process would be the child's too, and each one this process then
+    # reuses would be copied for the child: hand them back first (``heap``).
+    release_freed_memory()
     return ForkedCall(report_png, ct, labels, disagreement=disagreement, title=_TITLE, later=True)
 
 

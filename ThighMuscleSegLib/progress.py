@@ -37,6 +37,7 @@ class Progress:
         self._spans = {k: w / total for k, w in self._weights.items()}
         self._sink = sink
         self._cancel = threading.Event()
+        self._lock = threading.Lock()  # both thighs' steps may report at once: one line at a time
         self.percent = 0.0
 
     def cancel(self) -> None:
@@ -53,16 +54,18 @@ class Progress:
     def update(self, stage: str, fraction: float = 0.0, message: str = "") -> None:
         self.check()
         fraction = min(max(float(fraction), 0.0), 1.0)
-        if stage in self._spans:
-            pct = 100.0 * (self._starts[stage] + fraction * self._spans[stage])
-            self.percent = max(self.percent, pct)  # overall progress never runs backwards
-        if self._sink is not None:
-            self._sink({"stage": stage, "percent": round(self.percent, 1), "message": message})
+        with self._lock:
+            if stage in self._spans:
+                pct = 100.0 * (self._starts[stage] + fraction * self._spans[stage])
+                self.percent = max(self.percent, pct)  # overall progress never runs backwards
+            if self._sink is not None:
+                self._sink({"stage": stage, "percent": round(self.percent, 1), "message": message})
 
     def finish(self, stage: str = "done", **extra) -> None:
-        self.percent = 100.0 if stage == "done" else self.percent
-        if self._sink is not None:
-            self._sink({"stage": stage, "percent": round(self.percent, 1), **extra})
+        with self._lock:
+            self.percent = 100.0 if stage == "done" else self.percent
+            if self._sink is not None:
+                self._sink({"stage": stage, "percent": round(self.percent, 1), **extra})
 
 
 class RenamedStages:

@@ -2,8 +2,9 @@
 of 512 × 512 × 500, on the CPU and (where present) the GPU, against a 3D U-Net run on the
 same thighs. Speed lives here, never in timed tests.
 
-Peak memory comes from the POSIX ``resource`` module, imported only where it is measured:
-Windows has no such module, and ``thighseg`` imports every subcommand to build its help, so a
+Peak memory: the larger of the kernel's peak RSS and the sampled RSS of the ``segment``
+process plus the private pages of its forked drawing child. The ``resource`` module is
+imported only where it is measured: Windows has no such module, and ``thighseg`` imports every subcommand to build its help, so a
 top-level import would stop every command there (``segment`` from Slicer included)."""
 
 from __future__ import annotations
@@ -89,13 +90,32 @@ def _self_peak_rss_kb() -> float | None:
 
 
 def _rss_mb(pid: int) -> float | None:
-    """Resident memory of a running process (Linux /proc), None elsewhere or once it ended."""
+    """Resident memory of a running process plus the private memory of its children (the forked
+    drawing of report.png: the pages it shares with the process are counted once), from Linux
+    /proc; None elsewhere or once it ended."""
     try:
         with open(f"/proc/{pid}/status", encoding="ascii") as f:
             kb = next((int(line.split()[1]) for line in f if line.startswith("VmRSS:")), None)
     except (OSError, ValueError):
         return None
-    return None if kb is None else kb / 1024
+    return None if kb is None else (kb + _children_private_kb(pid)) / 1024
+
+
+def _children_private_kb(pid: int) -> int:
+    total = 0
+    for tasks in Path(f"/proc/{pid}/task").glob("*/children"):
+        try:
+            children = tasks.read_text(encoding="ascii").split()
+        except OSError:
+            continue
+        for child in children:
+            try:
+                with open(f"/proc/{child}/smaps_rollup", encoding="ascii") as f:
+                    total += sum(int(line.split()[1]) for line in f if line.startswith(("Private_Clean:",
+                                                                                         "Private_Dirty:")))
+            except (OSError, ValueError):
+                pass
+    return total
 
 
 class _MemoryTrace:
@@ -143,6 +163,8 @@ def _segment(ct_path: Path, model: Path, device: str, out: Path) -> dict:
     done = json.loads(last)
     after = _children_peak_rss_kb()
     peak_mb = None if after is None else round(max(after, before) / 1024, 1)
+    if by_stage:  # the sampled peak also holds the forked child's private memory
+        peak_mb = round(max(peak_mb or 0.0, max(by_stage.values())), 1)
     return {"device": done["device"], "end_to_end_s": round(wall, 2), "pipeline_s": done["seconds"],
             "peak_rss_mb": peak_mb, "peak_rss_mb_by_stage": by_stage, "stages": done["stages"]}
 

@@ -18,6 +18,7 @@ import contextlib
 import copy
 import logging
 import time
+from concurrent.futures import ThreadPoolExecutor
 from typing import Callable
 
 import numpy as np
@@ -80,9 +81,13 @@ def predict_thighs(grids_hu: dict[str, np.ndarray], model: Model, device: str = 
     if model.settings.architecture == "3d":
         return _predict_3d(grids, model, dev, progress, clean, threads)
     outputs = _run_views(grids, model, dev, batch_size, progress, threads, engine=engine)
-    return {k: fuse_and_clean(o, fusion, clean, fuse_progress(k) if fuse_progress else progress,
-                              (analysed or {}).get(k, slice(None)))
-            for k, o in outputs.items()}
+    # The thighs fused and cleaned side by side (0.46 -> 0.26-0.35 s for the bench CT's two on two
+    # cores: most of it is numpy and scipy.ndimage, which leave Python's lock free).
+    with ThreadPoolExecutor(max(1, min(len(outputs), cpu_budget(threads)))) as pool:
+        done = {k: pool.submit(fuse_and_clean, o, fusion, clean, fuse_progress(k) if fuse_progress else progress,
+                               (analysed or {}).get(k, slice(None)))
+                for k, o in outputs.items()}
+        return {k: f.result() for k, f in done.items()}
 
 
 def infer_views(grid_hu: np.ndarray, model: Model, device: str = "auto", batch_size: int = DEFAULT_BATCH_SIZE,
