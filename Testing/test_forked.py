@@ -87,24 +87,25 @@ def test_outputs_are_the_same_whether_the_report_is_drawn_here_or_in_a_child(sma
 
     ct, model = tio.read_ct(small_phantom / "ct.nii.gz"), load_model(random_model_file)
     result = segment_ct(ct, model, device="cpu")
-    assert result.report_drawing is None
+    assert result.pictures is None
     folders = {way: tmp_path / way for way in ("here", "at write", "while measuring")}
     write_outputs(result, folders["here"])
     forked.allow_forking()
     try:
         write_outputs(result, folders["at write"])
         early = segment_ct(ct, model, device="cpu")
-        assert early.report_drawing is not None
+        assert early.pictures is not None
         write_outputs(early, folders["while measuring"])
-        assert early.report_drawing is None  # taken by the write
+        assert early.pictures is None  # taken by the write
     finally:
         forked.allow_forking(False)
     names = sorted(p.name for p in folders["here"].iterdir())
     assert "report.png" in names
-    here = mpimg.imread(folders["here"] / "report.png")
     for way in ("at write", "while measuring"):
         assert sorted(p.name for p in folders[way].iterdir()) == names
-        assert np.array_equal(here, mpimg.imread(folders[way] / "report.png")), way
+        for picture in ("report.png", "profiles.png"):
+            assert np.array_equal(mpimg.imread(folders["here"] / picture), mpimg.imread(folders[way] / picture)), \
+                (way, picture)
         for name in ("volumes.csv", "measurements.csv", "slabs.csv", "frames.json"):
             assert (folders["here"] / name).read_bytes() == (folders[way] / name).read_bytes(), (way, name)
 
@@ -120,7 +121,7 @@ def test_a_drawing_child_is_stopped_when_the_write_fails(small_phantom, random_m
         result = segment_ct(tio.read_ct(small_phantom / "ct.nii.gz"), load_model(random_model_file), device="cpu")
     finally:
         forked.allow_forking(False)
-    pid = result.report_drawing.pid
+    pid = result.pictures._child.pid
     (tmp_path / "out").mkdir()
     (tmp_path / "out" / "volumes.csv").write_text("an earlier result", encoding="utf-8")
     with pytest.raises(tio.InputError, match="already holds results"):

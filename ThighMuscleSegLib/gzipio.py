@@ -1,6 +1,11 @@
 """Fast .nii.gz writing: SimpleITK writes the NIfTI uncompressed, then blocks of it are
 gzip-compressed at level 1 on all cores and written as consecutive gzip members.
 
+The deflate is ISA-L's (the ``isal`` package) where installed, else zlib's: standard gzip either
+way. Measured on the bench CT's label map (131 MB, 2026-12-04): zlib level 1 0.16 s (2.5 MB),
+ISA-L level 1 0.024 s (2.1 MB); the disagreement map 0.53 s against 0.027 s; a noisy int16 CT
+about 5 x faster, ~2 % larger.
+
 Why: SimpleITK's NIfTI writer compresses on one thread at zlib's default level, which ignores
 ``SetCompressionLevel`` and takes ~4 s of CPU for a noisy 512 x 512 x 320 int16 CT; level 1
 on two cores writes nearly the same size in a third of the time. A file of several gzip
@@ -12,10 +17,17 @@ from __future__ import annotations
 import gzip
 import os
 import tempfile
+import zlib
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 
 import SimpleITK as sitk
+
+try:
+    from isal import igzip as _gzip
+    from isal import isal_zlib as _zlib
+except ImportError:  # zlib's deflate: the same files, slower
+    _gzip, _zlib = gzip, zlib
 
 BLOCK_BYTES = 8 << 20  # large enough that splitting costs < 0.1 % in size
 LEVEL = 1  # noisy int16 CT compresses only ~2 % better at zlib's default level 6
@@ -31,11 +43,16 @@ def gzip_file(src: str | os.PathLike, dest: str | os.PathLike, level: int = LEVE
         while True:
             block = fin.read(BLOCK_BYTES)
             if block:
-                pending.append(pool.submit(gzip.compress, block, level, mtime=0))
+                pending.append(pool.submit(_gzip.compress, block, level, mtime=0))
             if pending and (not block or len(pending) >= 2 * workers):
                 fout.write(pending.pop(0).result())
             if not block and not pending:
                 break
+
+
+def gzip_stream(level: int = LEVEL):
+    """A compressor object writing one gzip member (``compress(data)`` ... ``flush()``)."""
+    return _zlib.compressobj(level, zlib.DEFLATED, 31)  # wbits 31: the gzip container
 
 
 def write_nifti_gz(image: sitk.Image, dest: str | os.PathLike) -> None:

@@ -43,9 +43,9 @@ class Segmentation:
     femur: dict = field(default_factory=dict)  # side -> measure.femur.FemurLine (write_outputs finds it when empty)
     slabs: object = None  # measure.slabs.SlabTable along those lines (write_outputs makes it when None)
     sums: object = None  # measure.composition.CompositionSums of ct and labels (volumes and composition)
-    # report.png being drawn in a forked child, waiting for the volumes and notes (``forked``);
-    # write_outputs takes it, or draws the report itself where there is none
-    report_drawing: object = field(default=None, repr=False, compare=False)
+    # pictures.Pictures begun in a forked child while the volumes were measured; write_outputs
+    # takes it, or draws the pictures itself where there is none
+    pictures: object = field(default=None, repr=False, compare=False)
 
     @property
     def verdicts(self) -> dict[str, dict]:
@@ -66,6 +66,7 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
                log=None, engine: str = "auto") -> Segmentation:
     """Muscles of both thighs of ``ct``, in ``ct``'s geometry (``engine``: see ``predict_thigh``)."""
     seconds: dict[str, float] = {}
+    _preload_pictures()
     device, why = device_name(device)  # once per CT, so a fallback is reported once, not per thigh
     if why:
         (log or logging.getLogger(__name__).warning)(why)
@@ -89,7 +90,7 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
     seconds["infer"] = time.perf_counter() - t0  # replaced below by the views' own wall time
     del grids
     labels, disagreement = _back_into_ct(ct, predictions, reading, back_interpolation, seconds, progress)
-    report = _report_in_child(ct, labels, disagreement)  # drawn on the other core while this one measures
+    pictures = _pictures_begun(ct, labels, disagreement)  # drawn on the other core while this one measures
     try:
         t0 = time.perf_counter()
         if progress is not None:
@@ -98,12 +99,12 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
         volumes, quality = assess_quality(ct, labels, {side: p.stats for side, p in predictions.items()}, sums)
         seconds["quality"] = time.perf_counter() - t0
     except BaseException:
-        if report is not None:
-            report.cancel()
+        if pictures is not None:
+            pictures.cancel()
         raise
     used_device = next(iter(predictions.values())).device if predictions else device
     return Segmentation(ct, labels, disagreement, frames, used_device, seconds, volumes, quality, femur=femur,
-                        slabs=slabs, sums=sums, report_drawing=report)
+                        slabs=slabs, sums=sums, pictures=pictures)
 
 
 def _back_into_ct(ct: sitk.Image, predictions: dict, reading: list, back_interpolation: str, seconds: dict,
@@ -161,25 +162,25 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
     """All outputs of ``thighseg segment``, staged so they appear together or not at all.
     ``height_cm``: the patient's height for volume / height² (default: DICOM Patient's Size).
 
-    Four streams at once: report.png drawn in a forked child where this process allows it
-    (``forked``; started by ``segment_ct`` already, or here), the image files (mostly compression and ITK, which leave Python's lock free),
-    profiles.png once its rows are measured, and here the measurements; only this thread
-    reports progress."""
+    At once: the pictures (``pictures``: in a forked child where this process allows it, begun
+    by ``segment_ct`` already, else in a thread here), each image file in its own thread (mostly
+    compression and ITK, which leave Python's lock free), and here the measurements; only this
+    thread reports progress."""
     from .heap import release_freed_memory
     from .measure import muscle_volumes, write_volumes_csv
     from .measure.femur import femur_lines
     from .measure.table import measurement_rows, write_measurements_csv
 
     release_freed_memory()  # what the segmentation freed, back before the outputs' buffers (heap.py)
+    from .pictures import Pictures
+
     volumes = result.volumes or muscle_volumes(result.ct, result.labels)
-    report, result.report_drawing = result.report_drawing, None  # a drawing serves one write
-    if report is None:  # before this function starts its threads: the child forks from this one alone
-        report = _report_in_child(result.ct, result.labels, result.disagreement)
-    if report is not None:
-        report.send((volumes, result.notes))
+    pictures, result.pictures = result.pictures, None  # begun pictures serve one write
+    if pictures is None:  # before this function starts its threads: a child forks from this one alone
+        pictures = Pictures(result.ct, result.labels, result.disagreement, _TITLE)
     try:
         with StagedOutputs(out_dir, overwrite=overwrite) as stage, \
-                ThreadPoolExecutor(2, thread_name_prefix="thighseg-write") as pool:
+                ThreadPoolExecutor(4, thread_name_prefix="thighseg-write") as pool:
             steps = ["writing labels.nii.gz, disagreement.nii.gz and segmentation.seg.nrrd",
                      "measuring along the femur", "writing volumes.csv and measurements.csv",
                      "drawing report.png and profiles.png"]
@@ -189,22 +190,16 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
                     progress.update("write", steps.index(message) / len(steps), message)
 
             step(steps[0])
-            images = pool.submit(_write_images, result, stage.path, dicom_files)
-            profile_rows: Future = Future()
-            pictures = pool.submit(_draw_pictures, result, volumes if report is None else None, profile_rows,
-                                   stage.path)
-            try:
-                step(steps[1])
-                result.femur = result.femur or femur_lines(result.ct, result.frames)
-                profiles = write_along_femur(result.ct, result.labels, result.femur, stage.path, draw=False,
-                                             slabs=result.slabs)[1]
-                profile_rows.set_result(profiles)
-                with open(stage.path("frames.json"), "w", encoding="utf-8") as f:  # the fields, the femur lines
-                    f.write(framing.frames_to_json(result.frames, device=result.device, quality=result.verdicts,
-                                                   femur={s: line.to_dict() for s, line in result.femur.items()}))
-            except BaseException as e:
-                profile_rows.set_exception(e)
-                raise
+            images = _write_images(pool, result, stage.path, dicom_files)
+            step(steps[1])
+            result.femur = result.femur or femur_lines(result.ct, result.frames)
+            profiles = write_along_femur(result.ct, result.labels, result.femur, stage.path, draw=False,
+                                         slabs=result.slabs)[1]
+            pictures.finish(volumes, result.notes, profiles)
+            drawn = pool.submit(pictures.write, stage.path) if not pictures.in_child else None
+            with open(stage.path("frames.json"), "w", encoding="utf-8") as f:  # the fields, the femur lines
+                f.write(framing.frames_to_json(result.frames, device=result.device, quality=result.verdicts,
+                                               femur={s: line.to_dict() for s, line in result.femur.items()}))
             step(steps[2])
             write_volumes_csv(volumes, stage.path("volumes.csv"))
             height = height_cm if height_cm is not None else tio.patient_height_cm(result.ct)
@@ -212,61 +207,53 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
                                                     lines=result.femur, profiles=profiles, sums=result.sums),
                                    stage.path("measurements.csv"))
             step(steps[3])
-            images.result()
-            pictures.result()
-            if report is not None:
-                with tio.atomic_path(stage.path("report.png")) as tmp:
-                    Path(tmp).write_bytes(report.result())
+            for done in images:
+                done.result()
+            if drawn is None:
+                pictures.write(stage.path)
+            else:
+                drawn.result()
     except BaseException:
-        if report is not None:
-            report.cancel()
+        pictures.cancel()
         raise
     return stage.written
 
 
-def _write_images(result: Segmentation, path_of, dicom_files: list[str] | None) -> None:
+def _write_images(pool, result: Segmentation, path_of, dicom_files: list[str] | None) -> list[Future]:
+    """The image files, each in its own task of ``pool`` (ITK and zlib leave Python's lock free)."""
     from .segnrrd import write_seg_nrrd
 
-    tio.write_image(result.labels, path_of("labels.nii.gz"))
-    tio.write_image(result.disagreement, path_of("disagreement.nii.gz"))
-    write_seg_nrrd(result.labels, path_of("segmentation.seg.nrrd"),
-                   counts=None if result.sums is None else result.sums.voxels)
+    tasks = [pool.submit(tio.write_image, result.labels, path_of("labels.nii.gz")),
+             pool.submit(tio.write_image, result.disagreement, path_of("disagreement.nii.gz")),
+             pool.submit(write_seg_nrrd, result.labels, path_of("segmentation.seg.nrrd"),
+                         counts=None if result.sums is None else result.sums.voxels)]
     if dicom_files:
         from .dicomseg import write_dicom_seg
 
-        write_dicom_seg(result.labels, dicom_files, path_of("segmentation.dcm"))
+        tasks.append(pool.submit(write_dicom_seg, result.labels, dicom_files, path_of("segmentation.dcm")))
+    return tasks
 
 
-def _report_in_child(ct: sitk.Image, labels: sitk.Image, disagreement: sitk.Image):
-    """report.png being drawn in a forked child where this process allows it, else None: all
-    but the volume bars and the notes at once, those once ``send((volumes, notes))`` gives
-    them (drawing holds Python's lock, which the measuring here needs meanwhile; ``forked``)."""
-    from .forked import ForkedCall, forking_allowed
+def _preload_pictures() -> None:
+    """Where the pictures will be drawn in forked children, their modules imported meanwhile."""
+    from .forked import forking_allowed
+
+    if forking_allowed():
+        from .pictures import preload
+
+        preload()
+
+
+def _pictures_begun(ct: sitk.Image, labels: sitk.Image, disagreement: sitk.Image):
+    """``pictures.Pictures`` begun in a forked child where this process allows it, else None
+    (then ``write_outputs`` draws them)."""
+    from .forked import forking_allowed
 
     if not forking_allowed():
         return None
-    from .heap import release_freed_memory
-    from .render import report_png
+    from .pictures import Pictures
 
-    # Freed pages kept by this process would be the child's too, and each one this process then
-    # reuses would be copied for the child: hand them back first (``heap``).
-    release_freed_memory()
-    return ForkedCall(report_png, ct, labels, disagreement=disagreement, title=_TITLE, later=True)
-
-
-def _draw_pictures(result: Segmentation, volumes: list | None, profile_rows: Future, path_of) -> None:
-    """report.png (unless ``volumes`` is None: drawn elsewhere), then profiles.png once its rows
-    are measured; one thread for both (matplotlib is not thread-safe)."""
-    from .render_profiles import write_profiles_png
-
-    if volumes is None:
-        from matplotlib.figure import Figure  # noqa: F401 - imported while the rows are measured, not after
-    else:
-        from .render import write_report_png
-
-        write_report_png(result.ct, result.labels, path_of("report.png"), disagreement=result.disagreement,
-                         volumes=volumes, title=_TITLE, notes=result.notes)
-    write_profiles_png(profile_rows.result(), path_of("profiles.png"), title=_TITLE)
+    return Pictures(ct, labels, disagreement, _TITLE)
 
 
 def write_along_femur(ct, labels, lines: dict, path_of, *, title: str = "",

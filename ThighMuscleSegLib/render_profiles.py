@@ -31,6 +31,16 @@ def _series(rows: list[ProfileRow], value: int, by_percent: bool) -> tuple[np.nd
 def write_profiles_png(rows: list[ProfileRow], path: str | os.PathLike, *, title: str = "",
                        notes: list[str] | tuple[str, ...] = ()) -> Path:
     """Write the profile picture (PNG, 1500 × 650 pixels) atomically."""
+    png = profiles_png(rows, title=title, notes=notes)
+    with atomic_path(path) as tmp:
+        Path(tmp).write_bytes(png)
+    return Path(path)
+
+
+def profiles_png(rows: list[ProfileRow], *, title: str = "", notes: list[str] | tuple[str, ...] = ()) -> bytes:
+    """The bytes of ``write_profiles_png``'s picture (what a forked drawing process sends back)."""
+    import io
+
     import matplotlib
 
     matplotlib.use("Agg", force=False)
@@ -68,6 +78,6 @@ def write_profiles_png(rows: list[ProfileRow], path: str | os.PathLike, *, title
         fig.text(0.5, 0.925 - 0.03 * n, note, ha="center", fontsize=8, color=NOTE_COLOR)
     fig.subplots_adjust(left=0.05, right=0.99, bottom=0.09, top=0.85 - 0.02 * min(len(notes), 2), hspace=0.35,
                         wspace=0.25)
-    with atomic_path(path) as tmp:
-        fig.savefig(tmp, format="png", dpi=100)
-    return Path(path)
+    png = io.BytesIO()
+    fig.savefig(png, format="png", dpi=100)
+    return png.getvalue()

@@ -10,7 +10,6 @@ from the label map are still written (empty extent) so users can paint them in S
 from __future__ import annotations
 
 import os
-import zlib
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -18,6 +17,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import classes as C
+from .gzipio import gzip_stream
 from .io import InputError, atomic_path
 from .measure import label_counts
 
@@ -139,7 +139,7 @@ def write_seg_nrrd(labels: sitk.Image, path: str | os.PathLike, *, present_only:
     with atomic_path(path) as tmp:
         with open(tmp, "wb") as f:
             f.write(header)
-            gz = zlib.compressobj(_GZIP_LEVEL, zlib.DEFLATED, 31)  # wbits 31: gzip container
+            gz = gzip_stream(_GZIP_LEVEL)
             flat = arr.reshape(-1)
             for start in range(0, flat.size, _CHUNK_BYTES):
                 f.write(gz.compress(flat[start:start + _CHUNK_BYTES]))
