@@ -69,11 +69,13 @@ def run(args) -> int:
     from ..models import load_model
     from ..outputs import check_output_folder
     from ..forked import allow_forking
+    from ..pictures import preload as preload_pictures
     from ..heap import keep_freed_memory
     from ..pipeline import SEGMENT_STAGES, disagreement_share, segment_ct, write_outputs
 
     keep_freed_memory()  # the job's big arrays reuse each other's pages (ThighMuscleSegLib/heap.py)
-    allow_forking()  # this process's threads are all its own: report.png is drawn in a forked child (forked.py)
+    allow_forking()  # this process's threads are all its own: the pictures are drawn in forked children
+    preload_pictures()  # their modules imported while the model and the CT are read (pictures.py)
     json_mode = args.progress == "json"
     progress = Progress(SEGMENT_STAGES, sink=json_lines_sink(sys.stdout) if json_mode else human_sink(sys.stderr))
     _cancel_on_signals(progress)
