@@ -243,6 +243,39 @@ def test_linear_votes_match_the_definition_at_the_grid_edges_and_the_map_comes_b
     assert np.array_equal(fast, sitk.GetArrayFromImage(F.from_grid({"right": grid}, [frame], ct, "linear")))
 
 
+def test_only_the_part_of_the_block_that_can_be_labelled_is_resampled_and_nothing_is_lost():
+    """A small island of muscle, a disagreement elsewhere, both near a face of the grid: the
+    block is cut to what they can reach, and the result is that of the whole field's block."""
+    from ThighMuscleSegLib.framing import resample as R
+
+    axis = np.array([0.15, -0.1, 0.98])
+    frame = ThighFrame("right", (2.0, -3.0, 1.0), tuple(axis / np.linalg.norm(axis)), (-25.0, 25.0),
+                       grid_shape=(20, 16, 16))
+    grid = np.zeros(frame.grid_shape, np.uint8)
+    grid[0:3, 5:9, 6:10] = 4  # touches the face at z = 0
+    grid[2, 7, 8] = 7
+    extra = np.zeros(frame.grid_shape, np.uint8)
+    extra[12:14, 14:16, 1:3] = 2  # a disagreement outside the muscle, at the y face
+    ct = sitk.Image([64, 64, 60], sitk.sitkInt16)
+    ct.SetSpacing((0.75, 0.75, 0.9))
+    ct.SetOrigin((-23.0, -20.0, -28.0))
+    cut = R._content_box(frame, ct, [grid, extra])
+    whole = R._field_box(frame, ct)
+    assert np.prod(cut[1]) < 0.6 * np.prod(whole[1])
+    assert all(a >= b for a, b in zip(cut[0], whole[0]))
+    labels, back = F.labels_and_map_to_ct({"right": grid}, {"right": extra}, [frame], ct, "linear")
+    original = R._content_box
+    try:
+        R._content_box = lambda f, reference, grids: R._field_box(f, reference)
+        labels_whole, back_whole = F.labels_and_map_to_ct({"right": grid}, {"right": extra}, [frame], ct, "linear")
+    finally:
+        R._content_box = original
+    for got, expected in ((labels, labels_whole), (back, back_whole)):
+        got, expected = sitk.GetArrayFromImage(got), sitk.GetArrayFromImage(expected)
+        assert np.count_nonzero(expected) > 0 and np.array_equal(got, expected)
+    assert R._content_box(frame, ct, [np.zeros_like(grid)]) is None
+
+
 def _legs_image(left_x: float, right_x: float | None, lone_from_k: int = 0) -> sitk.Image:
     """4 mm LPS slices of round legs (100 mm across, a 24 mm femur each); the right leg is absent
     from slice ``lone_from_k`` up (or everywhere when ``right_x`` is None)."""

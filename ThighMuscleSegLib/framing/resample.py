@@ -104,6 +104,38 @@ def _field_box(frame: ThighFrame, reference: sitk.Image) -> tuple[list[int], lis
     return _block_around(frame.corners_ct(), reference)
 
 
+def _content_box(frame: ThighFrame, reference: sitk.Image, grids: list[np.ndarray]
+                 ) -> tuple[list[int], list[int]] | None:
+    """The part of the field's block (``_field_box``) that can receive a non-zero value of
+    ``grids`` (the frame's (z, y, x) grids going back), or None when they are all zero: the rest
+    of the block would only be resampled to zeros (on the bench CT, whose extent already cuts the
+    fields' blocks, this is 82 % and 87 % of them; less where the scan reaches past the muscles).
+
+    A CT point takes grid values from the grid voxels around it (within one voxel, and at most
+    half a voxel beyond the grid's edge, as the interpolation clamps there), so the grid's
+    non-zero box, one voxel larger on each side, holds every point that can."""
+    field = _field_box(frame, reference)
+    if field is None:
+        return None
+    shape = np.array(frame.grid_shape)
+    nonzero = [np.zeros(n, bool) for n in shape]
+    for grid in grids:
+        for axis in range(3):
+            nonzero[axis] |= np.asarray(grid).any(axis=tuple(a for a in range(3) if a != axis))
+    if not nonzero[0].any():
+        return None
+    lo = np.array([np.flatnonzero(n)[0] for n in nonzero], float) - 1
+    hi = np.array([np.flatnonzero(n)[-1] for n in nonzero], float) + 1
+    lo, hi = np.maximum(lo, -0.5), np.minimum(hi, shape - 0.5)
+    corners = np.array([[(lo, hi)[i][2], (lo, hi)[j][1], (lo, hi)[k][0]] for i, j, k in np.ndindex(2, 2, 2)])
+    box = _block_around(frame.index_to_ct(corners), reference)  # corners in (x, y, z) index order
+    if box is None:
+        return None
+    start = np.maximum(box[0], field[0])
+    stop = np.minimum(np.add(box[0], box[1]), np.add(field[0], field[1]))
+    return None if np.any(stop <= start) else (start.tolist(), (stop - start).tolist())
+
+
 def _block_around(points_ct: np.ndarray, reference: sitk.Image) -> tuple[list[int], list[int]] | None:
     """Start index and size (x, y, z) of the block of ``reference`` that holds the points
     (with a voxel to spare), or None when it lies outside."""
@@ -142,7 +174,8 @@ def _paste(frames: list[ThighFrame], reference: sitk.Image, interpolator: str,
     order (a later thigh's voxels win): (CT labels, extra)."""
     grids_of = label_grids if label_grids is not None else extra_grids
     todo = [f for f in frames if f.side in grids_of]
-    boxes = {f.side: _field_box(f, reference) for f in todo}
+    boxes = {f.side: _content_box(f, reference, [g[f.side] for g in (label_grids, extra_grids) if g is not None])
+             for f in todo}
     block_voxels = sum(int(np.prod(b[1])) for b in boxes.values() if b is not None)
     parallel = len(todo) > 1 and block_voxels <= PARALLEL_BLOCKS_MAX_VOXELS
     outs = [None if grids is None else np.zeros(reference.GetSize()[::-1], np.uint8)
