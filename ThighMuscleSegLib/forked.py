@@ -7,7 +7,9 @@ lock and reads the parent's arrays without copying them (copy-on-write).
 Only where the process allows it (``allow_forking``: the ``thighseg segment`` process, whose
 threads are all its own) and only on Linux (fork after threads is unsafe on macOS, absent on
 Windows). A Ray worker, a web server or a library user's process keeps the in-process path:
-their other threads (gRPC, event loops) may hold locks at the moment of a fork.
+their other threads (gRPC, event loops) may hold locks at the moment of a fork. Callers fork
+before they start threads of their own for the same reason (a lock held by another thread,
+an import's among them, stays held in the child).
 
 The child never touches the output folder: it returns its result (e.g. a PNG's bytes) and the
 parent writes it, so a cancelled or killed job leaves nothing behind. The child dies with the
@@ -78,7 +80,13 @@ class ForkedCall:
         for stream in (sys.stdout, sys.stderr):  # nothing buffered is written twice
             stream.flush()
         parent = os.getpid()
-        pid = os.fork()
+        try:
+            pid = os.fork()
+        except OSError:
+            for end in (read_end, write_end, value_read, value_write):
+                if end is not None:
+                    os.close(end)
+            raise
         if pid == 0:  # the child: never returns
             os.close(read_end)
             if later:

@@ -6,8 +6,9 @@ panel and the 3D surfaces need nothing else) while this process measures; ``fini
 the volumes and the notes, and forks a second child for profiles.png; both send their bytes
 back. Drawing holds Python's lock for most of its time, so in this process it would stall the
 measuring and writing; in a child it runs on another core. The drawing modules (matplotlib,
-vtk: 0.3-0.5 s to import) are imported here beforehand, on a thread while the CT is framed
-(``preload``), so that no child imports them again.
+vtk: 0.3-0.5 s to import) are imported here beforehand, on a thread while the model and the CT
+are read (``preload``, from ``thighseg segment``), so that no child imports them again; a child
+forks only once that thread has ended.
 """
 
 from __future__ import annotations

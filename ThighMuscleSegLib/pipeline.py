@@ -181,21 +181,21 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
     try:
         with StagedOutputs(out_dir, overwrite=overwrite) as stage, \
                 ThreadPoolExecutor(4, thread_name_prefix="thighseg-write") as pool:
-            steps = ["writing labels.nii.gz, disagreement.nii.gz and segmentation.seg.nrrd",
-                     "measuring along the femur", "writing volumes.csv and measurements.csv",
-                     "drawing report.png and profiles.png"]
+            steps = ["writing slabs.csv and profiles.csv",
+                     "writing labels.nii.gz, disagreement.nii.gz and segmentation.seg.nrrd",
+                     "writing volumes.csv and measurements.csv", "drawing report.png and profiles.png"]
 
             def step(message: str) -> None:
                 if progress is not None:
                     progress.update("write", steps.index(message) / len(steps), message)
 
             step(steps[0])
-            images = _write_images(pool, result, stage.path, dicom_files)
-            step(steps[1])
             result.femur = result.femur or femur_lines(result.ct, result.frames)
             profiles = write_along_femur(result.ct, result.labels, result.femur, stage.path, draw=False,
                                          slabs=result.slabs)[1]
-            pictures.finish(volumes, result.notes, profiles)
+            pictures.finish(volumes, result.notes, profiles)  # may fork: before this function's threads start
+            step(steps[1])
+            images = _write_images(pool, result, stage.path, dicom_files)
             drawn = pool.submit(pictures.write, stage.path) if not pictures.in_child else None
             with open(stage.path("frames.json"), "w", encoding="utf-8") as f:  # the fields, the femur lines
                 f.write(framing.frames_to_json(result.frames, device=result.device, quality=result.verdicts,
