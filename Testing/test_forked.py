@@ -74,31 +74,43 @@ def _pid_and_later(a: np.ndarray, later) -> tuple[int, float, object]:
     return os.getpid(), float(a.sum()), later()
 
 
+# Run in a child process: drawing here renders vtk through Mesa's EGL in the test process, and a
+# later import of torch's triton in that process (the training tests) then crashes (two LLVMs).
+THREE_WAYS = r"""
+import sys
+from pathlib import Path
+from ThighMuscleSegLib import forked, io as tio
+from ThighMuscleSegLib.models import load_model
+from ThighMuscleSegLib.pipeline import segment_ct, write_outputs
+
+ct_path, model_path, out = sys.argv[1:4]
+ct, model = tio.read_ct(ct_path), load_model(model_path)
+result = segment_ct(ct, model, device="cpu")
+assert result.pictures is None
+write_outputs(result, Path(out) / "here")
+forked.allow_forking()
+write_outputs(result, Path(out) / "at write")
+early = segment_ct(ct, model, device="cpu")
+assert early.pictures is not None
+write_outputs(early, Path(out) / "while measuring")
+assert early.pictures is None  # taken by the write
+print("written")
+"""
+
+
 @linux_only
 def test_outputs_are_the_same_whether_the_report_is_drawn_here_or_in_a_child(small_phantom, random_model_file,
                                                                            tmp_path):
-    """Three ways: no forking; the child started by write_outputs; the child started by
-    segment_ct, drawing while the volumes are measured (what ``thighseg segment`` does)."""
+    """Three ways: no forking; the children started by write_outputs; the report's child started
+    by segment_ct, drawing while the volumes are measured (what ``thighseg segment`` does)."""
+    import subprocess
+
     import matplotlib.image as mpimg
 
-    from ThighMuscleSegLib import io as tio
-    from ThighMuscleSegLib.models import load_model
-    from ThighMuscleSegLib.pipeline import segment_ct, write_outputs
-
-    ct, model = tio.read_ct(small_phantom / "ct.nii.gz"), load_model(random_model_file)
-    result = segment_ct(ct, model, device="cpu")
-    assert result.pictures is None
+    r = subprocess.run([sys.executable, "-c", THREE_WAYS, str(small_phantom / "ct.nii.gz"), str(random_model_file),
+                        str(tmp_path)], capture_output=True, text=True, encoding="utf-8", timeout=600)
+    assert r.returncode == 0 and r.stdout.strip().endswith("written"), r.stderr[-2000:]
     folders = {way: tmp_path / way for way in ("here", "at write", "while measuring")}
-    write_outputs(result, folders["here"])
-    forked.allow_forking()
-    try:
-        write_outputs(result, folders["at write"])
-        early = segment_ct(ct, model, device="cpu")
-        assert early.pictures is not None
-        write_outputs(early, folders["while measuring"])
-        assert early.pictures is None  # taken by the write
-    finally:
-        forked.allow_forking(False)
     names = sorted(p.name for p in folders["here"].iterdir())
     assert "report.png" in names
     for way in ("at write", "while measuring"):
