@@ -12,11 +12,14 @@ STAMP := $(VENV)/.installed
 
 setup: $(STAMP)
 
+# torch stays the one installed first (a constraint): the peers' timm pulls torchvision, whose
+# newest release would otherwise replace it with a newer torch (CUDA, several GB).
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
 	$(PY) -m pip install -q --upgrade pip
 	$(PY) -m pip install -q torch==$(TORCH_VERSION) $(if $(TORCH_INDEX),--index-url $(TORCH_INDEX))
-	$(PY) -m pip install -q -e ".[test,render,dicom,batch,web]"
+	echo "torch==$(TORCH_VERSION)" > $(VENV)/torch-constraint.txt
+	$(PY) -m pip install -q -e ".[test,render,dicom,batch,web]" -c $(VENV)/torch-constraint.txt
 	touch $(STAMP)
 
 demo: $(STAMP)
