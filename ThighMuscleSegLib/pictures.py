@@ -64,10 +64,6 @@ class Pictures:
             release_freed_memory()
             self._child = ForkedCall(_draw_report, ct, labels, disagreement, title, later=True)
 
-    @property
-    def in_child(self) -> bool:
-        return self._child is not None
-
     def finish(self, volumes: list, notes: list[str], profile_rows: list) -> None:
         """What the pictures still need: volumes.csv's rows, the notes, profiles.csv's rows."""
         self._rest = (volumes, list(notes), profile_rows)
@@ -80,7 +76,7 @@ class Pictures:
 
     def write(self, path_of: Callable[[str], object]) -> None:
         """Both files (atomically), from the child's bytes or drawn here."""
-        from .io import atomic_path
+        from .io import write_bytes_atomically
 
         if self._rest is None:
             raise RuntimeError("Pictures.write before finish")
@@ -89,9 +85,7 @@ class Pictures:
         else:
             pngs = _draw_both(*self._images, self._title, later=lambda: self._rest)
         for name, png in pngs.items():
-            with atomic_path(path_of(name)) as tmp:
-                with open(tmp, "wb") as f:
-                    f.write(png)
+            write_bytes_atomically(png, path_of(name))
 
     def cancel(self) -> None:
         for child in (self._child, self._profiles_child):

@@ -66,7 +66,6 @@ def segment_ct(ct: sitk.Image, model: Model, device: str = "auto", override=None
                log=None, engine: str = "auto") -> Segmentation:
     """Muscles of both thighs of ``ct``, in ``ct``'s geometry (``engine``: see ``predict_thigh``)."""
     seconds: dict[str, float] = {}
-    _preload_pictures()
     device, why = device_name(device)  # once per CT, so a fallback is reported once, not per thigh
     if why:
         (log or logging.getLogger(__name__).warning)(why)
@@ -196,7 +195,7 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
             pictures.finish(volumes, result.notes, profiles)  # may fork: before this function's threads start
             step(steps[1])
             images = _write_images(pool, result, stage.path, dicom_files)
-            drawn = pool.submit(pictures.write, stage.path) if not pictures.in_child else None
+            drawn = pool.submit(pictures.write, stage.path)  # the children's bytes, or drawn on this thread
             with open(stage.path("frames.json"), "w", encoding="utf-8") as f:  # the fields, the femur lines
                 f.write(framing.frames_to_json(result.frames, device=result.device, quality=result.verdicts,
                                                femur={s: line.to_dict() for s, line in result.femur.items()}))
@@ -207,12 +206,8 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
                                                     lines=result.femur, profiles=profiles, sums=result.sums),
                                    stage.path("measurements.csv"))
             step(steps[3])
-            for done in images:
+            for done in [*images, drawn]:
                 done.result()
-            if drawn is None:
-                pictures.write(stage.path)
-            else:
-                drawn.result()
     except BaseException:
         pictures.cancel()
         raise
@@ -232,16 +227,6 @@ def _write_images(pool, result: Segmentation, path_of, dicom_files: list[str] | 
 
         tasks.append(pool.submit(write_dicom_seg, result.labels, dicom_files, path_of("segmentation.dcm")))
     return tasks
-
-
-def _preload_pictures() -> None:
-    """Where the pictures will be drawn in forked children, their modules imported meanwhile."""
-    from .forked import forking_allowed
-
-    if forking_allowed():
-        from .pictures import preload
-
-        preload()
 
 
 def _pictures_begun(ct: sitk.Image, labels: sitk.Image, disagreement: sitk.Image):

@@ -19,7 +19,7 @@ import numpy as np
 import SimpleITK as sitk
 
 from . import classes as C
-from .io import InputError, atomic_path, same_geometry
+from .io import InputError, same_geometry, write_bytes_atomically
 from .measure import MuscleVolume, asymmetry_percent, label_histogram, voxel_volume_cm3
 
 log = logging.getLogger(__name__)
@@ -197,10 +197,8 @@ def write_report_png(ct: sitk.Image, labels: sitk.Image, path: str | os.PathLike
     (e.g. a thigh cut by the scan, a thigh with muscles to check) are printed under the title in
     red, two at most; muscles whose ``volumes`` row has ``quality == "check"`` get a red mark
     beside their volume bars."""
-    png = report_png(ct, labels, disagreement=disagreement, volumes=volumes, title=title, notes=notes)
-    with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(png)
-    return Path(path)
+    return write_bytes_atomically(report_png(ct, labels, disagreement=disagreement, volumes=volumes, title=title,
+                                             notes=notes), path)
 
 
 def report_png(ct: sitk.Image, labels: sitk.Image, *, disagreement: sitk.Image | None = None,

@@ -15,7 +15,7 @@ from pathlib import Path
 import numpy as np
 
 from . import classes as C
-from .io import atomic_path
+from .io import write_bytes_atomically
 from .measure.profiles import ProfileRow
 
 NOTE_COLOR = "#c00000"
@@ -31,10 +31,7 @@ def _series(rows: list[ProfileRow], value: int, by_percent: bool) -> tuple[np.nd
 def write_profiles_png(rows: list[ProfileRow], path: str | os.PathLike, *, title: str = "",
                        notes: list[str] | tuple[str, ...] = ()) -> Path:
     """Write the profile picture (PNG, 1500 × 650 pixels) atomically."""
-    png = profiles_png(rows, title=title, notes=notes)
-    with atomic_path(path) as tmp:
-        Path(tmp).write_bytes(png)
-    return Path(path)
+    return write_bytes_atomically(profiles_png(rows, title=title, notes=notes), path)
 
 
 def profiles_png(rows: list[ProfileRow], *, title: str = "", notes: list[str] | tuple[str, ...] = ()) -> bytes:

@@ -3,9 +3,10 @@ of 512 × 512 × 500, on the CPU and (where present) the GPU, against a 3D U-Net
 same thighs. Speed lives here, never in timed tests.
 
 Peak memory: the larger of the kernel's peak RSS and the sampled RSS of the ``segment``
-process plus the private pages of its forked drawing child. The ``resource`` module is
-imported only where it is measured: Windows has no such module, and ``thighseg`` imports every subcommand to build its help, so a
-top-level import would stop every command there (``segment`` from Slicer included)."""
+process plus the private pages of its forked drawing children. The ``resource`` module is
+imported only where it is measured: Windows has no such module, and ``thighseg`` imports every
+subcommand to build its help, so a top-level import would stop every command there
+(``segment`` from Slicer included)."""
 
 from __future__ import annotations
 

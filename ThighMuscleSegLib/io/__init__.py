@@ -33,12 +33,12 @@ from .dicom_series import (SeriesInfo, choice_note, list_dicom_series, pick_ct_s
 from .dicom_volume import header_of, plan_stack, read_series
 from .errors import InputError, OutputError
 from .limits import MIN_EXTENT_MM, Header, check_extent, check_header, check_values
-from .writing import _umask, atomic_path, describe_write_error, output_error, write_image
+from .writing import _umask, atomic_path, describe_write_error, output_error, write_bytes_atomically, write_image
 
 __all__ = ["CT_SUFFIXES", "InputError", "OutputError", "SeriesInfo", "array", "atomic_path", "check_ct",
            "describe_write_error", "dicom_seg_sources", "has_ct_suffix", "image_like", "input_notes",
            "list_dicom_series", "output_error", "patient_height_cm", "pick_ct_series", "read_ct", "same_geometry",
-           "write_image"]
+           "write_bytes_atomically", "write_image"]
 
 CT_SUFFIXES = (".nii", ".nii.gz", ".nrrd", ".nhdr", ".mha", ".mhd")
 NOTES_KEY = "input_notes"

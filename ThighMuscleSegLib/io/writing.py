@@ -66,6 +66,13 @@ def atomic_path(dest: str | os.PathLike):
         raise
 
 
+def write_bytes_atomically(data: bytes, dest: str | os.PathLike) -> Path:
+    """``data`` as the file ``dest``, through ``atomic_path`` (whole or not at all)."""
+    with atomic_path(dest) as tmp:
+        tmp.write_bytes(data)
+    return Path(dest)
+
+
 def _umask() -> int:
     mask = os.umask(0)
     os.umask(mask)
