@@ -48,3 +48,34 @@ def test_progress_is_weighted_monotonic_and_cancellable():
         p.update("infer left", 0.1)
     p.finish("done", outputs=["x"])
     assert events[-1] == {"stage": "done", "percent": 100.0, "outputs": ["x"]}
+
+
+def test_image_writers_on_threads_leave_the_label_maps_buffers_where_they_are(tmp_path):
+    """SimpleITK's GetArrayViewFromImage copies an image that an ITK writer holds, and views
+    taken before then read freed memory once the writer lets go: write_outputs' writer threads
+    get copies, so the maps' buffers never move while other threads view them."""
+    import time
+    from concurrent.futures import ThreadPoolExecutor
+
+    import numpy as np
+    import SimpleITK as sitk
+
+    from ThighMuscleSegLib.pipeline import Segmentation, _write_images
+
+    arr = np.zeros((200, 512, 512), np.uint8)
+    arr[50:150, 100:400, 100:400] = 3
+    labels, disagreement = sitk.GetImageFromArray(arr), sitk.GetImageFromArray(arr // 3)
+    result = Segmentation(labels, labels, disagreement, [], "cpu")
+    before = {id(img): sitk.GetArrayViewFromImage(img).ctypes.data for img in (labels, disagreement)}
+    moved = False
+    with ThreadPoolExecutor(4) as pool:
+        tasks = _write_images(pool, result, lambda name: tmp_path / name, None)
+        while not all(t.done() for t in tasks):
+            moved |= any(sitk.GetArrayViewFromImage(img).ctypes.data != before[id(img)]
+                         for img in (labels, disagreement))
+            time.sleep(0.001)
+        for t in tasks:
+            t.result()
+    assert not moved
+    assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "labels.nii.gz"))), arr)
+    assert np.array_equal(sitk.GetArrayFromImage(sitk.ReadImage(str(tmp_path / "disagreement.nii.gz"))), arr // 3)

@@ -11,6 +11,7 @@ from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
 
+import numpy as np
 import SimpleITK as sitk
 
 from . import __version__
@@ -215,11 +216,23 @@ def write_outputs(result: Segmentation, out_dir: str | Path, *, dicom_files: lis
 
 
 def _write_images(pool, result: Segmentation, path_of, dicom_files: list[str] | None) -> list[Future]:
-    """The image files, each in its own task of ``pool`` (ITK and zlib leave Python's lock free)."""
+    """The image files, each in its own task of ``pool`` (ITK and zlib leave Python's lock free).
+
+    ITK's writers get copies made on their threads from views taken here: while ITK holds an
+    image, SimpleITK's ``GetArrayViewFromImage`` of it (which the measuring and drawing threads
+    call) copies its buffer first, and every view taken before then reads freed memory once the
+    writer lets go (seen as label values 21-255 in measurements.csv's composition pass)."""
     from .segnrrd import write_seg_nrrd
 
-    tasks = [pool.submit(tio.write_image, result.labels, path_of("labels.nii.gz")),
-             pool.submit(tio.write_image, result.disagreement, path_of("disagreement.nii.gz")),
+    def write_copy(view: np.ndarray, like: sitk.Image, name: str) -> Path:
+        image = sitk.GetImageFromArray(view)
+        image.CopyInformation(like)
+        return tio.write_image(image, path_of(name))
+
+    views = {name: sitk.GetArrayViewFromImage(image)
+             for name, image in (("labels.nii.gz", result.labels), ("disagreement.nii.gz", result.disagreement))}
+    tasks = [pool.submit(write_copy, views["labels.nii.gz"], result.labels, "labels.nii.gz"),
+             pool.submit(write_copy, views["disagreement.nii.gz"], result.disagreement, "disagreement.nii.gz"),
              pool.submit(write_seg_nrrd, result.labels, path_of("segmentation.seg.nrrd"),
                          counts=None if result.sums is None else result.sums.voxels)]
     if dicom_files:
